@@ -1,0 +1,99 @@
+package paygate
+
+import (
+	"context"
+
+	"github.com/stripe/stripe-go/v76"
+)
+
+// CheckoutParams are the inputs of CreateCheckoutSession.
+type CheckoutParams struct {
+	// Amount is the unit price in major units of Currency (required).
+	Amount      Decimal `json:"amount"`
+	Currency    string  `json:"currency"`
+	ProductName string  `json:"productName"`
+	Description string  `json:"description"`
+	// Quantity defaults to 1; the payment's amount is Amount × Quantity.
+	Quantity *int64 `json:"quantity"`
+	// SuccessURL and CancelURL are required absolute http(s) URLs.
+	SuccessURL    string            `json:"successUrl"`
+	CancelURL     string            `json:"cancelUrl"`
+	CustomerEmail string            `json:"customerEmail"`
+	Metadata      map[string]string `json:"metadata"`
+}
+
+// CreatedCheckout is the result of CreateCheckoutSession.
+type CreatedCheckout struct {
+	SessionID string `json:"sessionId"`
+	URL       string `json:"url"` // where to redirect the customer
+	PaymentID string `json:"paymentId"`
+}
+
+// CreateCheckoutSession creates a payment backed by a Checkout Session in
+// payment mode. The payment row is stored before Stripe is called.
+func (g *Gateway) CreateCheckoutSession(ctx context.Context, in CheckoutParams) (*CreatedCheckout, error) {
+	p, err := g.newPayment(MethodCheckout, in.Amount, in.Currency, in.Quantity, in.ProductName, in.Description, in.CustomerEmail, in.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	if in.SuccessURL == "" {
+		return nil, invalidParam("successUrl", "successUrl is required")
+	}
+	if err := checkURL("successUrl", in.SuccessURL); err != nil {
+		return nil, err
+	}
+	if in.CancelURL == "" {
+		return nil, invalidParam("cancelUrl", "cancelUrl is required")
+	}
+	if err := checkURL("cancelUrl", in.CancelURL); err != nil {
+		return nil, err
+	}
+	if err := g.insertPayment(ctx, p); err != nil {
+		return nil, err
+	}
+	api, err := g.stripeAPI()
+	if err != nil {
+		return nil, g.abandon(ctx, p, err)
+	}
+	product := &stripe.CheckoutSessionLineItemPriceDataProductDataParams{Name: stripe.String(p.ProductName)}
+	if p.Description != "" {
+		product.Description = stripe.String(p.Description)
+	}
+	params := &stripe.CheckoutSessionParams{
+		Mode:              stripe.String(string(stripe.CheckoutSessionModePayment)),
+		ClientReferenceID: stripe.String(p.ID),
+		SuccessURL:        stripe.String(in.SuccessURL),
+		CancelURL:         stripe.String(in.CancelURL),
+		LineItems: []*stripe.CheckoutSessionLineItemParams{{
+			PriceData: &stripe.CheckoutSessionLineItemPriceDataParams{
+				Currency:    stripe.String(p.Currency),
+				UnitAmount:  stripe.Int64(p.Amount / p.Quantity),
+				ProductData: product,
+			},
+			Quantity: stripe.Int64(p.Quantity),
+		}},
+		PaymentIntentData: &stripe.CheckoutSessionPaymentIntentDataParams{Metadata: stripeMetadata(p)},
+	}
+	if p.Description != "" {
+		params.PaymentIntentData.Description = stripe.String(p.Description)
+	}
+	if p.CustomerEmail != "" {
+		params.CustomerEmail = stripe.String(p.CustomerEmail)
+	}
+	g.stripeParams(ctx, &params.Params, p, "checkout_session")
+	s, err := api.CheckoutSessions.New(params)
+	if err != nil {
+		return nil, g.abandon(ctx, p, err)
+	}
+	if _, err := g.attach(ctx, p.ID, func(p *Payment) {
+		p.CheckoutSessionID = s.ID
+		p.PaymentURL = s.URL
+		p.Livemode = s.Livemode
+		if s.PaymentIntent != nil && s.PaymentIntent.ID != "" {
+			p.PaymentIntentID = s.PaymentIntent.ID
+		}
+	}); err != nil {
+		return nil, err
+	}
+	return &CreatedCheckout{SessionID: s.ID, URL: s.URL, PaymentID: p.ID}, nil
+}

@@ -1,0 +1,276 @@
+package paygate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/client"
+)
+
+// StripeAPIVersion is the Stripe API version paygate speaks (stripe-go v76).
+// Point webhook endpoints at this version.
+const StripeAPIVersion = stripe.APIVersion
+
+// Config configures a Gateway. It is taken by value; New applies the
+// defaults below to its own copy.
+type Config struct {
+	// Store persists payments. Required: store.New(pool) is the PostgreSQL
+	// implementation. The Gateway never opens a database or migrates one.
+	Store Store
+
+	// StripeSecretKey is the Stripe secret key (sk_test_…, sk_live_…, or a
+	// restricted rk_… key). Without one the Gateway serves stored data but
+	// every call that needs Stripe fails with code unavailable, and
+	// readiness reports not ready.
+	StripeSecretKey string
+	// StripePublishableKey (pk_…) is returned by Config() for payment pages.
+	StripePublishableKey string
+	// StripeAPIBase is the base URL of Stripe's API. Default: Stripe's own.
+	// Tests point it at stripe-mock.
+	StripeAPIBase string
+	// HTTPClient makes the calls to Stripe. Default: a client with a 30 s timeout.
+	HTTPClient *http.Client
+	// StripeMaxNetworkRetries is how often a Stripe call is retried on
+	// network errors and 5xx/409 answers (with the same idempotency key).
+	// Default 2; set a negative value for none.
+	StripeMaxNetworkRetries int
+
+	// DefaultCurrency is used when a request names none. Default "usd".
+	DefaultCurrency string
+
+	// Logger receives the Gateway's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Version is reported by the health endpoint. Default "dev".
+	Version string
+
+	// backend replaces the Stripe backend (tests record calls with it).
+	backend stripe.Backend
+}
+
+// Gateway takes payments through Stripe and keeps their record in a Store.
+// It is safe for concurrent use.
+type Gateway struct {
+	cfg     Config
+	store   Store
+	log     *slog.Logger
+	api     *client.API // nil without a secret key
+	started time.Time
+
+	// stripeAuthFailed is set when the last Stripe call failed to
+	// authenticate, and cleared by the next one that does not.
+	stripeAuthFailed atomic.Bool
+}
+
+// New validates cfg, applies its defaults and returns a Gateway. It returns
+// a *Error naming the offending Config field when cfg is invalid.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Store == nil {
+		return nil, configError("Store", "is required")
+	}
+	if k := cfg.StripeSecretKey; k != "" && !hasAnyPrefix(k, "sk_test_", "sk_live_", "rk_test_", "rk_live_") {
+		return nil, configError("StripeSecretKey", "must be a Stripe secret key (sk_test_…, sk_live_…, rk_…)")
+	}
+	if k := cfg.StripePublishableKey; k != "" && !hasAnyPrefix(k, "pk_test_", "pk_live_") {
+		return nil, configError("StripePublishableKey", "must be a Stripe publishable key (pk_test_…, pk_live_…)")
+	}
+	if cfg.StripeAPIBase != "" {
+		u, err := url.Parse(cfg.StripeAPIBase)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, configError("StripeAPIBase", "must be an absolute http(s) URL")
+		}
+	}
+	if cfg.DefaultCurrency == "" {
+		cfg.DefaultCurrency = "usd"
+	}
+	cur, err := LookupCurrency(cfg.DefaultCurrency)
+	if err != nil {
+		return nil, configError("DefaultCurrency", "is not a currency Stripe supports")
+	}
+	cfg.DefaultCurrency = cur.Code
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if cfg.StripeMaxNetworkRetries == 0 {
+		cfg.StripeMaxNetworkRetries = 2
+	} else if cfg.StripeMaxNetworkRetries < 0 {
+		cfg.StripeMaxNetworkRetries = 0
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	g := &Gateway{cfg: cfg, store: cfg.Store, log: cfg.Logger}
+	g.started = g.now()
+	if cfg.StripeSecretKey != "" {
+		backend := cfg.backend
+		if backend == nil {
+			bc := &stripe.BackendConfig{
+				HTTPClient:        cfg.HTTPClient,
+				MaxNetworkRetries: stripe.Int64(int64(cfg.StripeMaxNetworkRetries)),
+				LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
+			}
+			if cfg.StripeAPIBase != "" {
+				bc.URL = stripe.String(cfg.StripeAPIBase)
+			}
+			backend = stripe.GetBackendWithConfig(stripe.APIBackend, bc)
+		}
+		backend = &observedBackend{Backend: backend, g: g}
+		g.api = client.New(cfg.StripeSecretKey, &stripe.Backends{API: backend, Connect: backend, Uploads: backend})
+	}
+	return g, nil
+}
+
+func configError(field, msg string) *Error {
+	return &Error{Code: CodeInvalid, Param: field, Message: "paygate.Config." + field + " " + msg}
+}
+
+func hasAnyPrefix(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Gateway) now() time.Time { return g.cfg.Now().UTC().Truncate(time.Microsecond) }
+
+// stripeAPI returns the Stripe client, or a *Error when no key is configured.
+func (g *Gateway) stripeAPI() (*client.API, error) {
+	if g.api == nil {
+		return nil, &Error{Code: CodeUnavailable, Message: "Stripe is not configured on this service"}
+	}
+	return g.api, nil
+}
+
+// stripeError maps a Stripe call's error for the caller and logs what the
+// operator needs (Stripe's request id, type and code; never the key).
+func (g *Gateway) stripeError(err error) *Error {
+	e := fromStripe(err)
+	var se *stripe.Error
+	if errors.As(err, &se) {
+		g.log.LogAttrs(context.Background(), slog.LevelWarn, "paygate: stripe call failed",
+			slog.Int("stripe_status", se.HTTPStatusCode), slog.String("stripe_type", string(se.Type)),
+			slog.String("stripe_code", string(se.Code)), slog.String("stripe_request_id", se.RequestID))
+	}
+	return e
+}
+
+// observedBackend watches every Stripe call's outcome for health.
+type observedBackend struct {
+	stripe.Backend
+	g *Gateway
+}
+
+func (b *observedBackend) observe(err error) error {
+	var se *stripe.Error
+	if errors.As(err, &se) && (se.HTTPStatusCode == http.StatusUnauthorized || se.HTTPStatusCode == http.StatusForbidden) {
+		b.g.stripeAuthFailed.Store(true)
+	} else if err == nil {
+		b.g.stripeAuthFailed.Store(false)
+	}
+	return err
+}
+
+func (b *observedBackend) Call(method, path, key string, params stripe.ParamsContainer, v stripe.LastResponseSetter) error {
+	return b.observe(b.Backend.Call(method, path, key, params, v))
+}
+
+// Config is what a payment page needs to talk to Stripe.
+type PublicConfig struct {
+	PublishableKey string `json:"publishableKey"`
+	Currency       string `json:"currency"`
+}
+
+// PublicConfig returns the publishable key and default currency. Both are
+// public by design.
+func (g *Gateway) PublicConfig() PublicConfig {
+	return PublicConfig{PublishableKey: g.cfg.StripePublishableKey, Currency: g.cfg.DefaultCurrency}
+}
+
+// Health is the detailed health report (API.md §5).
+type Health struct {
+	Status  string       `json:"status"` // "ok" or "degraded"
+	Service string       `json:"service"`
+	Version string       `json:"version"`
+	Uptime  int64        `json:"uptime"` // seconds
+	Checks  HealthChecks `json:"checks"`
+}
+
+// HealthChecks are the parts of Health.
+type HealthChecks struct {
+	Database HealthDatabase `json:"database"`
+	Stripe   HealthStripe   `json:"stripe"`
+	Callback HealthCallback `json:"callback"`
+}
+
+// HealthDatabase reports a real round trip to the database.
+type HealthDatabase struct {
+	Status    string `json:"status"` // "up" or "down"
+	LatencyMs int64  `json:"latencyMs"`
+	Error     string `json:"error,omitempty"`
+}
+
+// HealthStripe reports whether Stripe calls can succeed.
+type HealthStripe struct {
+	Status    string `json:"status"`    // "up", "down" (authentication failed) or "not_configured"
+	SecretKey string `json:"secretKey"` // "configured" or "missing"; never the key
+}
+
+// HealthCallback reports whether callbacks to the merchant are configured.
+type HealthCallback struct {
+	Status     string `json:"status"` // "optional"
+	Configured bool   `json:"configured"`
+}
+
+// Health measures the database with a real round trip and reports Stripe's
+// and the callbacks' state. Ready reports whether the service can take
+// payments: the database answers and a Stripe key is set.
+func (g *Gateway) Health(ctx context.Context) (h Health, ready bool) {
+	h = Health{Status: "ok", Service: "paygate", Version: g.cfg.Version, Uptime: int64(g.now().Sub(g.started) / time.Second)}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := g.store.Ping(ctx)
+	h.Checks.Database = HealthDatabase{Status: "up", LatencyMs: time.Since(start).Milliseconds()}
+	if err != nil {
+		h.Checks.Database.Status = "down"
+		h.Checks.Database.Error = "database unreachable"
+		g.log.LogAttrs(ctx, slog.LevelError, "paygate: health: database ping failed", attrErr(err))
+	}
+	switch {
+	case g.api == nil:
+		h.Checks.Stripe = HealthStripe{Status: "not_configured", SecretKey: "missing"}
+	case g.stripeAuthFailed.Load():
+		h.Checks.Stripe = HealthStripe{Status: "down", SecretKey: "configured"}
+	default:
+		h.Checks.Stripe = HealthStripe{Status: "up", SecretKey: "configured"}
+	}
+	h.Checks.Callback = HealthCallback{Status: "optional"}
+	ready = err == nil && g.api != nil
+	if !ready || h.Checks.Stripe.Status != "up" {
+		h.Status = "degraded"
+	}
+	return h, ready
+}
+
+func attrErr(err error) slog.Attr { return slog.String("error", err.Error()) }
+
+func attrPayment(id string) slog.Attr { return slog.String("payment_id", id) }
+
+var _ = fmt.Sprintf

@@ -1,0 +1,387 @@
+package paygate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Body limits (API.md §1).
+const (
+	MaxAPIBodyBytes     = 64 << 10
+	MaxWebhookBodyBytes = 1 << 20
+)
+
+// Route is one entry of the API's route table.
+type Route struct {
+	// Pattern is a net/http pattern: "GET /api/payments/{id}".
+	Pattern string
+	// Public routes need no API key (API.md §1).
+	Public  bool
+	handler http.HandlerFunc
+}
+
+// Routes returns the API's route table: every route Handler serves.
+func (g *Gateway) Routes() []Route {
+	return []Route{
+		{Pattern: "GET /api/health", Public: true, handler: g.handleHealth},
+		{Pattern: "GET /api/health/live", Public: true, handler: g.handleLive},
+		{Pattern: "GET /api/health/ready", Public: true, handler: g.handleReady},
+		{Pattern: "GET /api/payments/config", Public: true, handler: g.handleConfig},
+		{Pattern: "POST /api/payments/generate-url", handler: g.handleGenerateURL},
+		{Pattern: "POST /api/payments/payment-intent", handler: g.handleCreateIntent},
+		{Pattern: "GET /api/payments/payment-intent/{id}", handler: g.handleGetIntent},
+		{Pattern: "GET /api/payments/payment-intent/{id}/session", handler: g.handleIntentSession},
+		{Pattern: "POST /api/payments/checkout-session", handler: g.handleCheckout},
+		{Pattern: "POST /api/payments/refund", handler: g.handleRefund},
+		{Pattern: "GET /api/payments", handler: g.handleListPayments},
+		{Pattern: "GET /api/payments/history", handler: g.handleHistory},
+		{Pattern: "GET /api/payments/{id}", handler: g.handleGetPayment},
+	}
+}
+
+// Handler returns the HTTP API of API.md: every route of Routes, with the
+// envelope, request ids, body limits, strict JSON and panic recovery.
+// Unknown routes are a 404 and wrong methods a 405, in the envelope.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range g.Routes() {
+		mux.HandleFunc(rt.Pattern, rt.handler)
+	}
+	return g.withRequestID(g.recoverPanics(dispatch(mux, g)))
+}
+
+// dispatch serves a request through mux, answering unmatched requests with
+// a 404 or a 405 (with Allow) in the envelope instead of mux's plain text.
+func dispatch(mux *http.ServeMux, g *Gateway) http.Handler {
+	methods := []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		var allow []string
+		for _, m := range methods {
+			r2 := r.Clone(r.Context())
+			r2.Method = m
+			if _, p := mux.Handler(r2); p != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			g.writeError(w, r, &Error{Code: CodeInvalid, Status: http.StatusMethodNotAllowed, Message: "method " + r.Method + " is not allowed here"})
+			return
+		}
+		g.writeError(w, r, &Error{Code: CodeNotFound, Message: "no such route"})
+	})
+}
+
+// envelope is every response's shape (API.md §1).
+type envelope struct {
+	Status  bool       `json:"status"`
+	Code    int        `json:"code"`
+	Message string     `json:"message"`
+	Data    any        `json:"data"`
+	Error   *errorBody `json:"error,omitempty"`
+}
+
+type errorBody struct {
+	Type      ErrorCode `json:"type"`
+	Param     *string   `json:"param"`
+	RequestID string    `json:"requestId"`
+}
+
+func writeEnvelope(w http.ResponseWriter, status int, env envelope) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(env); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"status":false,"code":500,"message":"internal error","data":null,"error":{"type":"internal","param":null,"requestId":""}}` + "\n")
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (g *Gateway) writeOK(w http.ResponseWriter, status int, message string, data any) {
+	writeEnvelope(w, status, envelope{Status: true, Code: status, Message: message, Data: data})
+}
+
+// writeError answers with err's status and safe message. Errors that are
+// not a client's fault (5xx) are logged with their cause; the client gets
+// only the generic message.
+func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := AsError(err)
+	status := e.HTTPStatus()
+	reqID := RequestIDFrom(r.Context())
+	if status >= 500 {
+		attrs := []slog.Attr{slog.String("request_id", reqID), slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status)}
+		if e.Err != nil {
+			attrs = append(attrs, attrErr(e.Err))
+		}
+		g.log.LogAttrs(r.Context(), slog.LevelError, "paygate: request failed", attrs...)
+	}
+	body := &errorBody{Type: e.Code, RequestID: reqID}
+	if e.Param != "" {
+		body.Param = &e.Param
+	}
+	writeEnvelope(w, status, envelope{Status: false, Code: status, Message: e.Message, Data: nil, Error: body})
+}
+
+// decodeJSON reads r's body (at most limit bytes) into dst strictly: one
+// JSON object, no unknown fields, no trailing data. Its errors name the field.
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &Error{Code: CodeInvalid, Status: http.StatusRequestEntityTooLarge, Param: "body", Message: fmt.Sprintf("request body exceeds %d bytes", limit)}
+		}
+		return &Error{Code: CodeInvalid, Param: "body", Message: "request body could not be read", Err: err}
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return invalidParam("body", "request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return invalidParam("body", "request body must hold a single JSON object")
+	}
+	return nil
+}
+
+var unknownFieldRe = regexp.MustCompile(`^json: unknown field "(.*)"$`)
+
+// jsonError turns encoding/json's errors into a *Error naming the field.
+func jsonError(err error) *Error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &te):
+		if te.Field == "" {
+			return invalidParam("body", "request body must be a JSON object")
+		}
+		return invalidParam(te.Field, "%s has the wrong type (got %s)", te.Field, te.Value)
+	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
+		return invalidParam("body", "request body is not valid JSON")
+	}
+	if m := unknownFieldRe.FindStringSubmatch(err.Error()); m != nil {
+		return invalidParam(m[1], "unknown field %q", truncate(m[1], 40))
+	}
+	return invalidParam("body", "request body is not a valid request")
+}
+
+// queryInt parses an optional integer query parameter.
+func queryInt(r *http.Request, name string, min int) (int, bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, false, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min {
+		return 0, false, invalidParam(name, "%s must be an integer of at least %d", name, min)
+	}
+	return n, true, nil
+}
+
+// pageParams reads limit, offset and cursor (API.md §1).
+func pageParams(r *http.Request) (PageParams, error) {
+	var p PageParams
+	limit, ok, err := queryInt(r, "limit", 1)
+	if err != nil {
+		return p, err
+	}
+	if ok {
+		p.Limit = limit
+	}
+	if p.Offset, _, err = queryInt(r, "offset", 0); err != nil {
+		return p, err
+	}
+	p.Cursor = r.URL.Query().Get("cursor")
+	return p, nil
+}
+
+func queryTime(r *http.Request, name string) (time.Time, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, invalidParam(name, "%s must be an RFC 3339 time such as 2024-01-31T00:00:00Z", name)
+	}
+	return t.UTC(), nil
+}
+
+func (g *Gateway) handleHealth(w http.ResponseWriter, r *http.Request) {
+	h, _ := g.Health(r.Context())
+	g.writeOK(w, http.StatusOK, "OK", h)
+}
+
+func (g *Gateway) handleLive(w http.ResponseWriter, r *http.Request) {
+	g.writeOK(w, http.StatusOK, "OK", map[string]string{"status": "alive"})
+}
+
+func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
+	h, ready := g.Health(r.Context())
+	if ready {
+		g.writeOK(w, http.StatusOK, "OK", map[string]string{"status": "ready"})
+		return
+	}
+	writeEnvelope(w, http.StatusServiceUnavailable, envelope{
+		Status: false, Code: http.StatusServiceUnavailable, Message: "not ready",
+		Data: map[string]string{"status": "not_ready", "database": h.Checks.Database.Status, "stripe": h.Checks.Stripe.Status},
+		Error: &errorBody{Type: CodeUnavailable, RequestID: RequestIDFrom(r.Context())},
+	})
+}
+
+func (g *Gateway) handleConfig(w http.ResponseWriter, r *http.Request) {
+	g.writeOK(w, http.StatusOK, "OK", g.PublicConfig())
+}
+
+// create is the generic runner of the creating POST routes: decode strictly,
+// run, answer 201 with message.
+func create[In, Out any](g *Gateway, w http.ResponseWriter, r *http.Request, message string, run func(context.Context, In) (Out, error)) {
+	var in In
+	if err := decodeJSON(w, r, MaxAPIBodyBytes, &in); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	out, err := run(r.Context(), in)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	g.writeOK(w, http.StatusCreated, message, out)
+}
+
+func (g *Gateway) handleGenerateURL(w http.ResponseWriter, r *http.Request) {
+	create(g, w, r, "Payment link created", g.CreatePaymentLink)
+}
+
+func (g *Gateway) handleCreateIntent(w http.ResponseWriter, r *http.Request) {
+	create(g, w, r, "Payment intent created", g.CreatePaymentIntent)
+}
+
+func (g *Gateway) handleCheckout(w http.ResponseWriter, r *http.Request) {
+	create(g, w, r, "Checkout session created", g.CreateCheckoutSession)
+}
+
+func (g *Gateway) handleRefund(w http.ResponseWriter, r *http.Request) {
+	create(g, w, r, "Refund created", g.CreateRefund)
+}
+
+// read is the generic runner of the GET routes.
+func read[Out any](g *Gateway, w http.ResponseWriter, r *http.Request, run func() (Out, error)) {
+	out, err := run()
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	g.writeOK(w, http.StatusOK, "OK", out)
+}
+
+func (g *Gateway) handleGetIntent(w http.ResponseWriter, r *http.Request) {
+	read(g, w, r, func() (*IntentStatus, error) { return g.GetPaymentIntent(r.Context(), r.PathValue("id")) })
+}
+
+func (g *Gateway) handleIntentSession(w http.ResponseWriter, r *http.Request) {
+	read(g, w, r, func() (*IntentSession, error) { return g.PaymentIntentSession(r.Context(), r.PathValue("id")) })
+}
+
+func (g *Gateway) handleGetPayment(w http.ResponseWriter, r *http.Request) {
+	read(g, w, r, func() (*PaymentWithHistory, error) { return g.GetPayment(r.Context(), r.PathValue("id")) })
+}
+
+func (g *Gateway) handleListPayments(w http.ResponseWriter, r *http.Request) {
+	read(g, w, r, func() (*Page[Payment], error) {
+		q := r.URL.Query()
+		f := PaymentFilter{Status: Status(q.Get("status")), Method: Method(q.Get("method")), CustomerEmail: q.Get("customerEmail")}
+		var err error
+		if f.PageParams, err = pageParams(r); err != nil {
+			return nil, err
+		}
+		if f.CreatedFrom, err = queryTime(r, "createdFrom"); err != nil {
+			return nil, err
+		}
+		if f.CreatedTo, err = queryTime(r, "createdTo"); err != nil {
+			return nil, err
+		}
+		return g.ListPayments(r.Context(), f)
+	})
+}
+
+func (g *Gateway) handleHistory(w http.ResponseWriter, r *http.Request) {
+	read(g, w, r, func() (*Page[HistoryEntry], error) {
+		q := r.URL.Query()
+		f := HistoryFilter{PaymentID: q.Get("paymentId"), PaymentIntentID: q.Get("paymentIntentId"), EventType: HistoryType(q.Get("eventType"))}
+		var err error
+		if f.PageParams, err = pageParams(r); err != nil {
+			return nil, err
+		}
+		return g.ListHistory(r.Context(), f)
+	})
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+// RequestIDFrom returns the request id Handler gave the request, or "".
+func RequestIDFrom(ctx context.Context) string {
+	s, _ := ctx.Value(requestIDKey).(string)
+	return s
+}
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+// withRequestID accepts a well-formed X-Request-Id or makes one, puts it in
+// the context and echoes it in the response.
+func (g *Gateway) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !requestIDPattern.MatchString(id) {
+			id = newID("req")
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+	})
+}
+
+// recoverPanics turns a panic in a handler into a logged 500; the server
+// keeps serving.
+func (g *Gateway) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				g.log.LogAttrs(r.Context(), slog.LevelError, "paygate: panic in handler",
+					slog.String("request_id", RequestIDFrom(r.Context())), slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
+				g.writeError(w, r, &Error{Code: CodeInternal, Message: "internal error"})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

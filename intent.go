@@ -1,0 +1,193 @@
+package paygate
+
+import (
+	"context"
+
+	"github.com/stripe/stripe-go/v76"
+)
+
+// PaymentIntentParams are the inputs of CreatePaymentIntent.
+type PaymentIntentParams struct {
+	// Amount in major units of Currency (required).
+	Amount        Decimal           `json:"amount"`
+	Currency      string            `json:"currency"`
+	Description   string            `json:"description"`
+	CustomerEmail string            `json:"customerEmail"`
+	Metadata      map[string]string `json:"metadata"`
+}
+
+// CreatedIntent is the result of CreatePaymentIntent: what a payment page
+// needs to confirm the payment with Stripe Elements.
+type CreatedIntent struct {
+	// ClientSecret lets its holder confirm the payment: hand it only to the
+	// paying customer's page.
+	ClientSecret    string `json:"clientSecret"`
+	PaymentIntentID string `json:"paymentIntentId"`
+	PaymentID       string `json:"paymentId"`
+	Amount          int64  `json:"amount"`
+	Currency        string `json:"currency"`
+	Status          string `json:"status"` // Stripe's PaymentIntent status
+}
+
+// CreatePaymentIntent creates a payment backed by a PaymentIntent with
+// automatic payment methods. The payment row is stored before Stripe is called.
+func (g *Gateway) CreatePaymentIntent(ctx context.Context, in PaymentIntentParams) (*CreatedIntent, error) {
+	p, err := g.newPayment(MethodIntent, in.Amount, in.Currency, nil, "", in.Description, in.CustomerEmail, in.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	p.ProductName = ""
+	if err := g.insertPayment(ctx, p); err != nil {
+		return nil, err
+	}
+	api, err := g.stripeAPI()
+	if err != nil {
+		return nil, g.abandon(ctx, p, err)
+	}
+	params := &stripe.PaymentIntentParams{
+		Amount:                  stripe.Int64(p.Amount),
+		Currency:                stripe.String(p.Currency),
+		AutomaticPaymentMethods: &stripe.PaymentIntentAutomaticPaymentMethodsParams{Enabled: stripe.Bool(true)},
+	}
+	if p.Description != "" {
+		params.Description = stripe.String(p.Description)
+	}
+	if p.CustomerEmail != "" {
+		params.ReceiptEmail = stripe.String(p.CustomerEmail)
+	}
+	g.stripeParams(ctx, &params.Params, p, "payment_intent")
+	pi, err := api.PaymentIntents.New(params)
+	if err != nil {
+		return nil, g.abandon(ctx, p, err)
+	}
+	if _, err := g.attach(ctx, p.ID, func(p *Payment) {
+		p.PaymentIntentID = pi.ID
+		p.Livemode = pi.Livemode
+	}); err != nil {
+		return nil, err
+	}
+	return &CreatedIntent{
+		ClientSecret:    pi.ClientSecret,
+		PaymentIntentID: pi.ID,
+		PaymentID:       p.ID,
+		Amount:          p.Amount,
+		Currency:        p.Currency,
+		Status:          string(pi.Status),
+	}, nil
+}
+
+// IntentStatus is a PaymentIntent's state at Stripe merged with the stored payment.
+type IntentStatus struct {
+	PaymentIntentID string            `json:"paymentIntentId"`
+	PaymentID       string            `json:"paymentId"`
+	Status          string            `json:"status"`        // Stripe's
+	PaymentStatus   Status            `json:"paymentStatus"` // ours
+	Amount          int64             `json:"amount"`
+	AmountReceived  int64             `json:"amountReceived"`
+	Currency        string            `json:"currency"`
+	Metadata        map[string]string `json:"metadata"`
+}
+
+// GetPaymentIntent fetches a PaymentIntent of a payment this service created
+// from Stripe, and moves the stored payment's status forward through the
+// state machine when Stripe's is ahead (a missed webhook). It returns a *Error
+// of code not_found for a PaymentIntent this service did not create.
+func (g *Gateway) GetPaymentIntent(ctx context.Context, paymentIntentID string) (*IntentStatus, error) {
+	p, pi, err := g.fetchIntent(ctx, paymentIntentID, "payment_intent_get")
+	if err != nil {
+		return nil, err
+	}
+	if to, ok := intentStatus(pi); ok && to.Rank() > p.Status.Rank() {
+		now := g.now()
+		p, err = g.store.UpdatePayment(ctx, p.ID, func(p *Payment) ([]HistoryEntry, error) {
+			from := p.Status
+			if !p.advance(to) {
+				return nil, nil
+			}
+			p.UpdatedAt = now
+			return []HistoryEntry{p.history(statusHistoryType(to), from, SourceReconcile, p.Amount, map[string]any{"stripeStatus": pi.Status}, now)}, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return &IntentStatus{
+		PaymentIntentID: pi.ID,
+		PaymentID:       p.ID,
+		Status:          string(pi.Status),
+		PaymentStatus:   p.Status,
+		Amount:          p.Amount,
+		AmountReceived:  pi.AmountReceived,
+		Currency:        p.Currency,
+		Metadata:        p.Metadata,
+	}, nil
+}
+
+// IntentSession is what a payment page needs to mount Stripe Elements.
+type IntentSession struct {
+	ClientSecret   string `json:"clientSecret"`
+	PublishableKey string `json:"publishableKey"`
+	Amount         int64  `json:"amount"`
+	Currency       string `json:"currency"`
+	Status         string `json:"status"` // Stripe's
+	PaymentID      string `json:"paymentId"`
+}
+
+// PaymentIntentSession returns the client secret of a PaymentIntent this
+// service created, with the publishable key. The client secret is fetched
+// from Stripe each time; it is never stored.
+func (g *Gateway) PaymentIntentSession(ctx context.Context, paymentIntentID string) (*IntentSession, error) {
+	p, pi, err := g.fetchIntent(ctx, paymentIntentID, "payment_intent_session")
+	if err != nil {
+		return nil, err
+	}
+	return &IntentSession{
+		ClientSecret:   pi.ClientSecret,
+		PublishableKey: g.cfg.StripePublishableKey,
+		Amount:         p.Amount,
+		Currency:       p.Currency,
+		Status:         string(pi.Status),
+		PaymentID:      p.ID,
+	}, nil
+}
+
+// fetchIntent loads the stored payment of a PaymentIntent id and the
+// PaymentIntent from Stripe.
+func (g *Gateway) fetchIntent(ctx context.Context, id, _ string) (*Payment, *stripe.PaymentIntent, error) {
+	if !intentIDPattern.MatchString(id) {
+		return nil, nil, invalidParam("id", "id must be a PaymentIntent id (pi_…)")
+	}
+	p, err := g.store.GetPaymentByIntent(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	api, err := g.stripeAPI()
+	if err != nil {
+		return nil, nil, err
+	}
+	params := &stripe.PaymentIntentParams{}
+	params.Context = ctx
+	pi, err := api.PaymentIntents.Get(id, params)
+	if err != nil {
+		return nil, nil, g.stripeError(err)
+	}
+	return p, pi, nil
+}
+
+// intentStatus maps a PaymentIntent's status to ours. ok is false when the
+// PaymentIntent says nothing the state machine can use.
+func intentStatus(pi *stripe.PaymentIntent) (Status, bool) {
+	switch pi.Status {
+	case stripe.PaymentIntentStatusSucceeded:
+		return StatusSucceeded, true
+	case stripe.PaymentIntentStatusProcessing, stripe.PaymentIntentStatusRequiresCapture:
+		return StatusProcessing, true
+	case stripe.PaymentIntentStatusCanceled:
+		return StatusCanceled, true
+	case stripe.PaymentIntentStatusRequiresPaymentMethod:
+		if pi.LastPaymentError != nil {
+			return StatusFailed, true
+		}
+	}
+	return "", false
+}

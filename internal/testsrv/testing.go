@@ -1,0 +1,130 @@
+package testsrv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/numedapp/paygate/store"
+)
+
+var (
+	shared struct {
+		sync.Mutex
+		pg     *Postgres
+		pgURL  string
+		pgErr  error
+		mock   *StripeMock
+		mockOK bool
+		mkErr  error
+	}
+)
+
+// Main runs a package's tests and stops the servers they started. Use it
+// in TestMain: os.Exit(testsrv.Main(m)).
+func Main(m *testing.M) int {
+	code := m.Run()
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.pg != nil {
+		shared.pg.Stop()
+	}
+	if shared.mock != nil {
+		shared.mock.Stop()
+	}
+	return code
+}
+
+// DatabaseURL returns $PAYGATE_TEST_DATABASE_URL, or the URL of a throwaway
+// cluster started on first use. It fails the test (never skips) when neither
+// is possible.
+func DatabaseURL(t testing.TB) string {
+	t.Helper()
+	if u := os.Getenv("PAYGATE_TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.pg == nil && shared.pgErr == nil {
+		shared.pg, shared.pgErr = StartPostgres(context.Background())
+		if shared.pgErr == nil {
+			shared.pgURL = shared.pg.URL
+		}
+	}
+	if shared.pgErr != nil {
+		t.Fatalf("PostgreSQL is required: %v", shared.pgErr)
+	}
+	return shared.pgURL
+}
+
+// StripeMockURL returns $STRIPE_MOCK_URL, or the URL of a stripe-mock
+// started on first use. It fails the test (never skips) when neither is possible.
+func StripeMockURL(t testing.TB) string {
+	t.Helper()
+	if u := os.Getenv("STRIPE_MOCK_URL"); u != "" {
+		return u
+	}
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.mock == nil && shared.mkErr == nil {
+		shared.mock, shared.mkErr = StartStripeMock(context.Background())
+	}
+	if shared.mkErr != nil {
+		t.Fatalf("stripe-mock is required: %v", shared.mkErr)
+	}
+	return shared.mock.URL
+}
+
+// NewPool returns a pool on a fresh, migrated schema of its own that is
+// dropped when the test ends, so tests are isolated and may run in parallel.
+func NewPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	base := DatabaseURL(t)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "t_" + hex.EncodeToString(b[:])
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connect to test database: %v", err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	pool, err := PoolInSchema(ctx, base, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		pool.Close()
+		c, err := pgx.Connect(context.Background(), base)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+	})
+	if _, err := store.Migrate(ctx, pool); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return pool
+}
+
+// PoolInSchema opens a pool whose connections use schema as search_path.
+func PoolInSchema(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.MaxConns = 8
+	return pgxpool.NewWithConfig(ctx, cfg)
+}

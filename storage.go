@@ -1,0 +1,75 @@
+package paygate
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the persistence the Gateway needs. The store package implements
+// it on PostgreSQL; paygate itself never opens a database.
+//
+// Every method returns an error wrapping ErrNotFound when the payment it is
+// asked about does not exist.
+type Store interface {
+	// InsertPayment stores a new payment (status pending, no Stripe ids yet).
+	InsertPayment(ctx context.Context, p *Payment) error
+	// DeletePayment removes a payment that Stripe refused to create an
+	// object for. It only removes a payment that has no Stripe ids and no
+	// history, and returns ErrConflict otherwise.
+	DeletePayment(ctx context.Context, id string) error
+	// GetPayment returns the payment with its refunds.
+	GetPayment(ctx context.Context, id string) (*Payment, error)
+	// GetPaymentByIntent returns the payment backed by a PaymentIntent id.
+	GetPaymentByIntent(ctx context.Context, paymentIntentID string) (*Payment, error)
+	// UpdatePayment locks the payment's row, loads it with its refunds,
+	// calls fn, and if fn returns no error persists the payment's fields and
+	// refunds (added or changed) and inserts the history entries fn returned,
+	// all in one transaction. It returns the payment as stored. fn may run
+	// more than once if the transaction is retried, so it must not do I/O.
+	UpdatePayment(ctx context.Context, id string, fn func(p *Payment) ([]HistoryEntry, error)) (*Payment, error)
+	// ListPayments returns one page of payments, newest first.
+	ListPayments(ctx context.Context, f PaymentFilter) (*Page[Payment], error)
+	// ListHistory returns one page of history entries, newest first.
+	ListHistory(ctx context.Context, f HistoryFilter) (*Page[HistoryEntry], error)
+	// PaymentHistory returns every history entry of a payment, oldest first.
+	PaymentHistory(ctx context.Context, paymentID string) ([]HistoryEntry, error)
+	// Ping makes a round trip to the database.
+	Ping(ctx context.Context) error
+}
+
+// PageParams selects one page of a list: Limit items after Offset, or after
+// the position Cursor names (from a previous page's NextCursor). Cursor wins
+// over Offset when both are set.
+type PageParams struct {
+	Limit  int
+	Offset int
+	Cursor string
+}
+
+// Page is one page of a list, newest first.
+type Page[T any] struct {
+	Items  []T `json:"items"`
+	Total  int `json:"total"`
+	Limit  int `json:"limit"`
+	Offset int `json:"offset"`
+	// NextCursor names the position after the last item; nil on the last page.
+	NextCursor *string `json:"nextCursor"`
+}
+
+// PaymentFilter selects payments for ListPayments. Zero fields match all.
+type PaymentFilter struct {
+	Status        Status
+	Method        Method
+	CustomerEmail string
+	CreatedFrom   time.Time // inclusive
+	CreatedTo     time.Time // exclusive
+	PageParams
+}
+
+// HistoryFilter selects history entries for ListHistory. Zero fields match all.
+type HistoryFilter struct {
+	PaymentID       string
+	PaymentIntentID string
+	EventType       HistoryType
+	PageParams
+}

@@ -1,0 +1,440 @@
+// Package store is paygate's PostgreSQL storage: it implements
+// paygate.Store on a pgx/v5 pool, with embedded migrations applied by
+// Migrate (never implicitly).
+//
+//	pool, _ := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+//	if _, err := store.Migrate(ctx, pool); err != nil { ... }
+//	gw, err := paygate.New(paygate.Config{Store: store.New(pool), ...})
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	sq "github.com/Masterminds/squirrel"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/numedapp/paygate"
+)
+
+// Store implements paygate.Store on PostgreSQL.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ paygate.Store = (*Store)(nil)
+
+// New returns a Store using pool. The schema must have been migrated (Migrate).
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+var psql = sq.StatementBuilder.PlaceholderFormat(sq.Dollar)
+
+const paymentColumns = `id, method, status, amount, amount_refunded, stripe_amount_refunded, currency,
+	description, product_name, quantity, customer_email, metadata, payment_url, price_id, payment_link_id,
+	checkout_session_id, payment_intent_id, charge_id, livemode, created_at, updated_at`
+
+func scanPayment(row pgx.Row) (*paygate.Payment, error) {
+	var p paygate.Payment
+	err := row.Scan(&p.ID, &p.Method, &p.Status, &p.Amount, &p.AmountRefunded, &p.StripeAmountRefunded, &p.Currency,
+		&p.Description, &p.ProductName, &p.Quantity, &p.CustomerEmail, &p.Metadata, &p.PaymentURL, &p.PriceID, &p.PaymentLinkID,
+		&p.CheckoutSessionID, &p.PaymentIntentID, &p.ChargeID, &p.Livemode, &p.CreatedAt, &p.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("payment: %w", paygate.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if p.Metadata == nil {
+		p.Metadata = map[string]string{}
+	}
+	p.Refunds = []paygate.Refund{}
+	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+	return &p, nil
+}
+
+// InsertPayment implements paygate.Store.
+func (s *Store) InsertPayment(ctx context.Context, p *paygate.Payment) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO paygate_payments (`+paymentColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+		p.ID, p.Method, p.Status, p.Amount, p.AmountRefunded, p.StripeAmountRefunded, p.Currency,
+		p.Description, p.ProductName, p.Quantity, p.CustomerEmail, metadata(p.Metadata), p.PaymentURL, p.PriceID, p.PaymentLinkID,
+		p.CheckoutSessionID, p.PaymentIntentID, p.ChargeID, p.Livemode, p.CreatedAt, p.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("store: insert payment: %w", err)
+	}
+	return nil
+}
+
+func metadata(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// DeletePayment implements paygate.Store.
+func (s *Store) DeletePayment(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM paygate_payments p WHERE id = $1
+		AND payment_link_id = '' AND checkout_session_id = '' AND payment_intent_id = ''
+		AND NOT EXISTS (SELECT 1 FROM paygate_payment_history h WHERE h.payment_id = p.id)
+		AND NOT EXISTS (SELECT 1 FROM paygate_refunds r WHERE r.payment_id = p.id)`, id)
+	if err != nil {
+		return fmt.Errorf("store: delete payment: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		if _, err := s.GetPayment(ctx, id); err != nil {
+			return err
+		}
+		return fmt.Errorf("store: payment %s has Stripe objects or history: %w", id, paygate.ErrConflict)
+	}
+	return nil
+}
+
+// GetPayment implements paygate.Store.
+func (s *Store) GetPayment(ctx context.Context, id string) (*paygate.Payment, error) {
+	return s.getPayment(ctx, s.pool, `SELECT `+paymentColumns+` FROM paygate_payments WHERE id = $1`, id)
+}
+
+// GetPaymentByIntent implements paygate.Store.
+func (s *Store) GetPaymentByIntent(ctx context.Context, paymentIntentID string) (*paygate.Payment, error) {
+	if paymentIntentID == "" {
+		return nil, fmt.Errorf("payment: %w", paygate.ErrNotFound)
+	}
+	return s.getPayment(ctx, s.pool, `SELECT `+paymentColumns+` FROM paygate_payments WHERE payment_intent_id = $1`, paymentIntentID)
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func (s *Store) getPayment(ctx context.Context, q querier, query string, args ...any) (*paygate.Payment, error) {
+	p, err := scanPayment(q.QueryRow(ctx, query, args...))
+	if err != nil {
+		return nil, err
+	}
+	if err := loadRefunds(ctx, q, []*paygate.Payment{p}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// loadRefunds fills the refunds of ps with one query.
+func loadRefunds(ctx context.Context, q querier, ps []*paygate.Payment) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	ids := make([]string, len(ps))
+	byID := make(map[string]*paygate.Payment, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ID
+		byID[p.ID] = p
+	}
+	rows, err := q.Query(ctx, `SELECT id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at
+		FROM paygate_refunds WHERE payment_id = ANY($1) ORDER BY created_at, id`, ids)
+	if err != nil {
+		return fmt.Errorf("store: refunds: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r paygate.Refund
+		var pid string
+		if err := rows.Scan(&r.ID, &pid, &r.StripeRefundID, &r.Amount, &r.Status, &r.Reason, &r.CreatedAt, &r.UpdatedAt); err != nil {
+			return fmt.Errorf("store: refunds: %w", err)
+		}
+		r.CreatedAt, r.UpdatedAt = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
+		byID[pid].Refunds = append(byID[pid].Refunds, r)
+	}
+	return rows.Err()
+}
+
+// UpdatePayment implements paygate.Store.
+func (s *Store) UpdatePayment(ctx context.Context, id string, fn func(p *paygate.Payment) ([]paygate.HistoryEntry, error)) (*paygate.Payment, error) {
+	var out *paygate.Payment
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		p, err := s.getPayment(ctx, tx, `SELECT `+paymentColumns+` FROM paygate_payments WHERE id = $1 FOR UPDATE`, id)
+		if err != nil {
+			return err
+		}
+		before := map[string]paygate.Refund{}
+		for _, r := range p.Refunds {
+			before[r.ID] = r
+		}
+		hist, err := fn(p)
+		if err != nil {
+			return err
+		}
+		if err := savePayment(ctx, tx, p, before); err != nil {
+			return err
+		}
+		if err := insertHistory(ctx, tx, hist); err != nil {
+			return err
+		}
+		out = p
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// savePayment writes a locked payment's mutable fields and its new or
+// changed refunds.
+func savePayment(ctx context.Context, tx pgx.Tx, p *paygate.Payment, before map[string]paygate.Refund) error {
+	_, err := tx.Exec(ctx, `UPDATE paygate_payments SET status = $2, amount_refunded = $3, stripe_amount_refunded = $4,
+		payment_url = $5, price_id = $6, payment_link_id = $7, checkout_session_id = $8, payment_intent_id = $9,
+		charge_id = $10, livemode = $11, updated_at = $12, customer_email = $13 WHERE id = $1`,
+		p.ID, p.Status, p.AmountRefunded, p.StripeAmountRefunded, p.PaymentURL, p.PriceID, p.PaymentLinkID,
+		p.CheckoutSessionID, p.PaymentIntentID, p.ChargeID, p.Livemode, p.UpdatedAt, p.CustomerEmail)
+	if err != nil {
+		return fmt.Errorf("store: update payment: %w", err)
+	}
+	for _, r := range p.Refunds {
+		if old, ok := before[r.ID]; ok && old == r {
+			continue
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO paygate_refunds (id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (id) DO UPDATE SET stripe_refund_id = EXCLUDED.stripe_refund_id, amount = EXCLUDED.amount,
+				status = EXCLUDED.status, reason = EXCLUDED.reason, updated_at = EXCLUDED.updated_at`,
+			r.ID, p.ID, r.StripeRefundID, r.Amount, r.Status, r.Reason, r.CreatedAt, r.UpdatedAt)
+		if err != nil {
+			return fmt.Errorf("store: save refund: %w", err)
+		}
+	}
+	return nil
+}
+
+func insertHistory(ctx context.Context, tx pgx.Tx, hist []paygate.HistoryEntry) error {
+	for _, h := range hist {
+		data := h.Data
+		if len(data) == 0 {
+			data = json.RawMessage("{}")
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO paygate_payment_history (payment_id, payment_intent_id, event_type, from_status,
+			to_status, amount, currency, stripe_event_id, source, data, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			h.PaymentID, h.PaymentIntentID, h.EventType, h.FromStatus, h.ToStatus, h.Amount, h.Currency,
+			h.StripeEventID, h.Source, string(data), h.CreatedAt)
+		if err != nil {
+			return fmt.Errorf("store: insert history: %w", err)
+		}
+	}
+	return nil
+}
+
+// ListPayments implements paygate.Store.
+func (s *Store) ListPayments(ctx context.Context, f paygate.PaymentFilter) (*paygate.Page[paygate.Payment], error) {
+	where := sq.And{}
+	if f.Status != "" {
+		where = append(where, sq.Eq{"status": f.Status})
+	}
+	if f.Method != "" {
+		where = append(where, sq.Eq{"method": f.Method})
+	}
+	if f.CustomerEmail != "" {
+		where = append(where, sq.Eq{"customer_email": f.CustomerEmail})
+	}
+	if !f.CreatedFrom.IsZero() {
+		where = append(where, sq.GtOrEq{"created_at": f.CreatedFrom})
+	}
+	if !f.CreatedTo.IsZero() {
+		where = append(where, sq.Lt{"created_at": f.CreatedTo})
+	}
+	total, err := count(ctx, s.pool, "paygate_payments", where)
+	if err != nil {
+		return nil, err
+	}
+	q := psql.Select(paymentColumns).From("paygate_payments").Where(where).
+		OrderBy("created_at DESC", "id DESC").Limit(uint64(f.Limit + 1))
+	if f.Cursor != "" {
+		at, id, err := decodeTimeCursor(f.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		q = q.Where(sq.Expr("(created_at, id) < (?, ?)", at, id))
+	} else {
+		q = q.Offset(uint64(f.Offset))
+	}
+	sql, args, err := q.ToSql()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list payments: %w", err)
+	}
+	var ps []*paygate.Payment
+	for rows.Next() {
+		p, err := scanPayment(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ps = append(ps, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list payments: %w", err)
+	}
+	page := &paygate.Page[paygate.Payment]{Items: []paygate.Payment{}, Total: total, Limit: f.Limit, Offset: f.Offset}
+	if len(ps) > f.Limit {
+		ps = ps[:f.Limit]
+		last := ps[len(ps)-1]
+		c := encodeTimeCursor(last.CreatedAt, last.ID)
+		page.NextCursor = &c
+	}
+	if err := loadRefunds(ctx, s.pool, ps); err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		page.Items = append(page.Items, *p)
+	}
+	return page, nil
+}
+
+func count(ctx context.Context, q querier, table string, where sq.And) (int, error) {
+	sql, args, err := psql.Select("count(*)").From(table).Where(where).ToSql()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	if err := q.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count %s: %w", table, err)
+	}
+	return n, nil
+}
+
+const historyColumns = `id, payment_id, payment_intent_id, event_type, from_status, to_status, amount, currency,
+	stripe_event_id, source, data, created_at`
+
+func scanHistory(rows pgx.CollectableRow) (paygate.HistoryEntry, error) {
+	var h paygate.HistoryEntry
+	var id int64
+	var data []byte
+	err := rows.Scan(&id, &h.PaymentID, &h.PaymentIntentID, &h.EventType, &h.FromStatus, &h.ToStatus, &h.Amount,
+		&h.Currency, &h.StripeEventID, &h.Source, &data, &h.CreatedAt)
+	h.ID = strconv.FormatInt(id, 10)
+	h.Data = json.RawMessage(data)
+	h.CreatedAt = h.CreatedAt.UTC()
+	return h, err
+}
+
+// ListHistory implements paygate.Store.
+func (s *Store) ListHistory(ctx context.Context, f paygate.HistoryFilter) (*paygate.Page[paygate.HistoryEntry], error) {
+	where := sq.And{}
+	if f.PaymentID != "" {
+		where = append(where, sq.Eq{"payment_id": f.PaymentID})
+	}
+	if f.PaymentIntentID != "" {
+		where = append(where, sq.Eq{"payment_intent_id": f.PaymentIntentID})
+	}
+	if f.EventType != "" {
+		where = append(where, sq.Eq{"event_type": f.EventType})
+	}
+	total, err := count(ctx, s.pool, "paygate_payment_history", where)
+	if err != nil {
+		return nil, err
+	}
+	q := psql.Select(historyColumns).From("paygate_payment_history").Where(where).OrderBy("id DESC").Limit(uint64(f.Limit + 1))
+	if f.Cursor != "" {
+		id, err := decodeIDCursor(f.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		q = q.Where(sq.Lt{"id": id})
+	} else {
+		q = q.Offset(uint64(f.Offset))
+	}
+	sql, args, err := q.ToSql()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list history: %w", err)
+	}
+	items, err := pgx.CollectRows(rows, scanHistory)
+	if err != nil {
+		return nil, fmt.Errorf("store: list history: %w", err)
+	}
+	page := &paygate.Page[paygate.HistoryEntry]{Items: items, Total: total, Limit: f.Limit, Offset: f.Offset}
+	if page.Items == nil {
+		page.Items = []paygate.HistoryEntry{}
+	}
+	if len(items) > f.Limit {
+		page.Items = items[:f.Limit]
+		c := encodeIDCursor(page.Items[f.Limit-1].ID)
+		page.NextCursor = &c
+	}
+	return page, nil
+}
+
+// PaymentHistory implements paygate.Store.
+func (s *Store) PaymentHistory(ctx context.Context, paymentID string) ([]paygate.HistoryEntry, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+historyColumns+` FROM paygate_payment_history WHERE payment_id = $1 ORDER BY id`, paymentID)
+	if err != nil {
+		return nil, fmt.Errorf("store: history: %w", err)
+	}
+	items, err := pgx.CollectRows(rows, scanHistory)
+	if err != nil {
+		return nil, fmt.Errorf("store: history: %w", err)
+	}
+	if items == nil {
+		items = []paygate.HistoryEntry{}
+	}
+	return items, nil
+}
+
+// Ping implements paygate.Store with a real round trip.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.pool.Exec(ctx, `SELECT 1`)
+	return err
+}
+
+// Cursors are opaque to clients: base64url of the last item's sort key.
+
+func encodeTimeCursor(t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id))
+}
+
+func errCursor() error {
+	return &paygate.Error{Code: paygate.CodeInvalid, Param: "cursor", Message: "cursor is malformed; pass a nextCursor from a previous page"}
+}
+
+func decodeTimeCursor(c string) (time.Time, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, "", errCursor()
+	}
+	ts, id, ok := strings.Cut(string(b), "|")
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if !ok || err != nil || id == "" {
+		return time.Time{}, "", errCursor()
+	}
+	return t, id, nil
+}
+
+func encodeIDCursor(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("h|" + id))
+}
+
+func decodeIDCursor(c string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || !strings.HasPrefix(string(b), "h|") {
+		return 0, errCursor()
+	}
+	id, err := strconv.ParseInt(string(b[2:]), 10, 64)
+	if err != nil || id < 1 {
+		return 0, errCursor()
+	}
+	return id, nil
+}
