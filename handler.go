@@ -250,7 +250,7 @@ func (g *Gateway) handleReady(w http.ResponseWriter, r *http.Request) {
 	}
 	writeEnvelope(w, http.StatusServiceUnavailable, envelope{
 		Status: false, Code: http.StatusServiceUnavailable, Message: "not ready",
-		Data: map[string]string{"status": "not_ready", "database": h.Checks.Database.Status, "stripe": h.Checks.Stripe.Status},
+		Data:  map[string]string{"status": "not_ready", "database": h.Checks.Database.Status, "stripe": h.Checks.Stripe.Status},
 		Error: &errorBody{Type: CodeUnavailable, RequestID: RequestIDFrom(r.Context())},
 	})
 }
