@@ -1,0 +1,7 @@
+package paygate
+
+import "github.com/stripe/stripe-go/v76"
+
+// SetBackend makes a Gateway built from cfg send its Stripe calls to b
+// (tests wrap stripe-mock's backend in a recorder).
+func SetBackend(cfg *Config, b stripe.Backend) { cfg.backend = b }

@@ -1,0 +1,208 @@
+package paygate_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/form"
+
+	"github.com/numedapp/paygate"
+	"github.com/numedapp/paygate/internal/testsrv"
+	"github.com/numedapp/paygate/store"
+)
+
+func TestMain(m *testing.M) { os.Exit(testsrv.Main(m)) }
+
+// stripeCall is one recorded Stripe API call, as form-encoded on the wire.
+type stripeCall struct {
+	Method, Path   string
+	Form           url.Values
+	IdempotencyKey string
+}
+
+// recorder is a stripe.Backend that records every call's exact parameters
+// and passes it on to a real backend (stripe-mock, which validates it
+// against Stripe's OpenAPI spec).
+type recorder struct {
+	stripe.Backend
+	mu    sync.Mutex
+	calls []stripeCall
+}
+
+func (r *recorder) Call(method, path, key string, params stripe.ParamsContainer, v stripe.LastResponseSetter) error {
+	c := stripeCall{Method: method, Path: path, Form: url.Values{}}
+	if params != nil {
+		fv := &form.Values{}
+		form.AppendTo(fv, params)
+		c.Form = fv.ToValues()
+		if p := params.GetParams(); p != nil && p.IdempotencyKey != nil {
+			c.IdempotencyKey = *p.IdempotencyKey
+		}
+	}
+	r.mu.Lock()
+	r.calls = append(r.calls, c)
+	r.mu.Unlock()
+	return r.Backend.Call(method, path, key, params, v)
+}
+
+func (r *recorder) Calls() []stripeCall {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]stripeCall(nil), r.calls...)
+}
+
+func (r *recorder) Reset() {
+	r.mu.Lock()
+	r.calls = nil
+	r.mu.Unlock()
+}
+
+// env is a Gateway on a fresh schema, talking to stripe-mock through a
+// recorder, served over real HTTP.
+type env struct {
+	t     *testing.T
+	gw    *paygate.Gateway
+	store *store.Store
+	rec   *recorder
+	srv   *httptest.Server
+	logs  *bytes.Buffer
+}
+
+type envOpt func(*paygate.Config)
+
+func newEnv(t *testing.T, opts ...envOpt) *env {
+	t.Helper()
+	mockURL := testsrv.StripeMockURL(t)
+	st := store.New(testsrv.NewPool(t))
+	rec := &recorder{Backend: stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
+		URL:           stripe.String(mockURL),
+		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
+	})}
+	logs := &bytes.Buffer{}
+	cfg := paygate.Config{
+		Store:                st,
+		StripeSecretKey:      testsrv.StripeMockKey,
+		StripePublishableKey: "pk_test_123abc",
+		StripeAPIBase:        mockURL,
+		Logger:               slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil)),
+	}
+	paygate.SetBackend(&cfg, rec)
+	for _, o := range opts {
+		o(&cfg)
+	}
+	gw, err := paygate.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw.Handler())
+	t.Cleanup(srv.Close)
+	return &env{t: t, gw: gw, store: st, rec: rec, srv: srv, logs: logs}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// response is a decoded envelope.
+type response struct {
+	Status  int
+	Header  http.Header
+	Raw     string
+	OK      bool            `json:"status"`
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"`
+	Error   *struct {
+		Type      string  `json:"type"`
+		Param     *string `json:"param"`
+		RequestID string  `json:"requestId"`
+	} `json:"error"`
+}
+
+func (r *response) param() string {
+	if r.Error == nil || r.Error.Param == nil {
+		return ""
+	}
+	return *r.Error.Param
+}
+
+// do sends a request over real HTTP and decodes the envelope, failing the
+// test if the body is not the envelope or code differs from the status.
+func (e *env) do(method, path, body string, hdr ...string) *response {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, e.srv.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := &response{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
+	if err := json.Unmarshal(raw, out); err != nil {
+		e.t.Fatalf("%s %s: body is not JSON: %v\n%s", method, path, err, raw)
+	}
+	if out.Code != resp.StatusCode {
+		e.t.Fatalf("%s %s: envelope code %d != HTTP status %d", method, path, out.Code, resp.StatusCode)
+	}
+	if out.OK != (resp.StatusCode < 400) {
+		e.t.Fatalf("%s %s: envelope status %v with HTTP %d", method, path, out.OK, resp.StatusCode)
+	}
+	return out
+}
+
+// must requires the status and decodes data into v (if not nil).
+func (r *response) must(t *testing.T, status int, v any) *response {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Raw)
+	}
+	if v != nil {
+		if err := json.Unmarshal(r.Data, v); err != nil {
+			t.Fatalf("decode data: %v\n%s", err, r.Raw)
+		}
+	}
+	return r
+}
+
+// succeed moves a stored payment to succeeded, as a webhook would.
+func (e *env) succeed(paymentID string) {
+	e.t.Helper()
+	_, err := e.store.UpdatePayment(context.Background(), paymentID, func(p *paygate.Payment) ([]paygate.HistoryEntry, error) {
+		p.Status = paygate.StatusSucceeded
+		return nil, nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
