@@ -16,10 +16,10 @@ type CheckoutParams struct {
 	// Quantity defaults to 1; the payment's amount is Amount × Quantity.
 	Quantity *int64 `json:"quantity"`
 	// SuccessURL and CancelURL are required absolute http(s) URLs.
-	SuccessURL    string            `json:"successUrl"`
-	CancelURL     string            `json:"cancelUrl"`
-	CustomerEmail string            `json:"customerEmail"`
-	Metadata      map[string]string `json:"metadata"`
+	SuccessURL    string   `json:"successUrl"`
+	CancelURL     string   `json:"cancelUrl"`
+	CustomerEmail string   `json:"customerEmail"`
+	Metadata      Metadata `json:"metadata"`
 }
 
 // CreatedCheckout is the result of CreateCheckoutSession.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -176,7 +177,10 @@ var unknownFieldRe = regexp.MustCompile(`^json: unknown field "(.*)"$`)
 func jsonError(err error) *Error {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
+	var pe *Error
 	switch {
+	case errors.As(err, &pe):
+		return pe
 	case errors.As(err, &te):
 		if te.Field == "" {
 			return invalidParam("body", "request body must be a JSON object")
@@ -293,6 +297,10 @@ func (g *Gateway) handleRefund(w http.ResponseWriter, r *http.Request) {
 
 // read is the generic runner of the GET routes.
 func read[Out any](g *Gateway, w http.ResponseWriter, r *http.Request, run func() (Out, error)) {
+	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+		g.writeError(w, r, invalidParam("query", "the query string is malformed"))
+		return
+	}
 	out, err := run()
 	if err != nil {
 		g.writeError(w, r, err)

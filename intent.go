@@ -9,11 +9,11 @@ import (
 // PaymentIntentParams are the inputs of CreatePaymentIntent.
 type PaymentIntentParams struct {
 	// Amount in major units of Currency (required).
-	Amount        Decimal           `json:"amount"`
-	Currency      string            `json:"currency"`
-	Description   string            `json:"description"`
-	CustomerEmail string            `json:"customerEmail"`
-	Metadata      map[string]string `json:"metadata"`
+	Amount        Decimal  `json:"amount"`
+	Currency      string   `json:"currency"`
+	Description   string   `json:"description"`
+	CustomerEmail string   `json:"customerEmail"`
+	Metadata      Metadata `json:"metadata"`
 }
 
 // CreatedIntent is the result of CreatePaymentIntent: what a payment page

@@ -382,9 +382,9 @@ type PaymentLinkParams struct {
 	ProductName string `json:"productName"`
 	Description string `json:"description"`
 	// Quantity defaults to 1; the payment's amount is Amount × Quantity.
-	Quantity      *int64            `json:"quantity"`
-	CustomerEmail string            `json:"customerEmail"`
-	Metadata      map[string]string `json:"metadata"`
+	Quantity      *int64   `json:"quantity"`
+	CustomerEmail string   `json:"customerEmail"`
+	Metadata      Metadata `json:"metadata"`
 	// SuccessURL, if set, is where the customer is sent after paying.
 	SuccessURL string `json:"successUrl"`
 }

@@ -1,6 +1,7 @@
 package paygate
 
 import (
+	"encoding/json"
 	"net/mail"
 	"net/url"
 	"strings"
@@ -72,5 +73,31 @@ func checkText(param, s string, n int) error {
 	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) >= 0 {
 		return invalidParam(param, "%s must not contain control characters", param)
 	}
+	return nil
+}
+
+// Metadata is the caller's metadata on a create request: string keys and
+// string values. Decoding names the offending key ("metadata.orderId")
+// when a value is not a string.
+type Metadata map[string]string
+
+// UnmarshalJSON decodes an object of strings.
+func (m *Metadata) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return invalidParam("metadata", "metadata must be an object of string values")
+	}
+	out := make(Metadata, len(raw))
+	for k, v := range raw {
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return invalidParam("metadata."+k, "metadata values must be strings")
+		}
+		out[k] = s
+	}
+	*m = out
 	return nil
 }
