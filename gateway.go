@@ -3,7 +3,6 @@ package paygate
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -43,6 +42,15 @@ type Config struct {
 	// Default 2; set a negative value for none.
 	StripeMaxNetworkRetries int
 
+	// Auth authenticates requests to every route of Handler that is not
+	// public (Route.Public). BearerKeys is the ready implementation. New
+	// refuses a Config with neither Auth nor InsecureNoAuth.
+	Auth AuthFunc
+	// InsecureNoAuth serves the API without authentication. Set it only
+	// when the embedding application authenticates requests itself before
+	// they reach Handler.
+	InsecureNoAuth bool
+
 	// DefaultCurrency is used when a request names none. Default "usd".
 	DefaultCurrency string
 
@@ -76,6 +84,9 @@ type Gateway struct {
 func New(cfg Config) (*Gateway, error) {
 	if cfg.Store == nil {
 		return nil, configError("Store", "is required")
+	}
+	if cfg.Auth == nil && !cfg.InsecureNoAuth {
+		return nil, configError("Auth", "is required (paygate.BearerKeys), or set InsecureNoAuth when your own middleware authenticates requests")
 	}
 	if k := cfg.StripeSecretKey; k != "" && !hasAnyPrefix(k, "sk_test_", "sk_live_", "rk_test_", "rk_live_") {
 		return nil, configError("StripeSecretKey", "must be a Stripe secret key (sk_test_…, sk_live_…, rk_…)")
@@ -272,5 +283,3 @@ func (g *Gateway) Health(ctx context.Context) (h Health, ready bool) {
 func attrErr(err error) slog.Attr { return slog.String("error", err.Error()) }
 
 func attrPayment(id string) slog.Attr { return slog.String("payment_id", id) }
-
-var _ = fmt.Sprintf

@@ -57,7 +57,11 @@ func (g *Gateway) Routes() []Route {
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range g.Routes() {
-		mux.HandleFunc(rt.Pattern, rt.handler)
+		if rt.Public {
+			mux.HandleFunc(rt.Pattern, rt.handler)
+		} else {
+			mux.HandleFunc(rt.Pattern, g.requireAuth(rt.handler))
+		}
 	}
 	return g.withRequestID(g.recoverPanics(dispatch(mux, g)))
 }

@@ -22,6 +22,9 @@ import (
 	"github.com/numedapp/paygate/store"
 )
 
+// testAPIKey is the API key every test request carries unless it sets its own.
+const testAPIKey = "test-api-key-0123456789"
+
 func TestMain(m *testing.M) { os.Exit(testsrv.Main(m)) }
 
 // stripeCall is one recorded Stripe API call, as form-encoded on the wire.
@@ -97,6 +100,11 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		StripeAPIBase:        mockURL,
 		Logger:               slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil)),
 	}
+	auth, err := paygate.BearerKeys(testAPIKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Auth = auth
 	paygate.SetBackend(&cfg, rec)
 	for _, o := range opts {
 		o(&cfg)
@@ -159,6 +167,7 @@ func (e *env) do(method, path, body string, hdr ...string) *response {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+testAPIKey)
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
