@@ -18,6 +18,7 @@ import (
 	"github.com/stripe/stripe-go/v76/form"
 
 	"github.com/numedapp/paygate"
+	"github.com/numedapp/paygate/internal/testenv"
 	"github.com/numedapp/paygate/internal/testsrv"
 	"github.com/numedapp/paygate/store"
 )
@@ -25,7 +26,7 @@ import (
 // testAPIKey is the API key every test request carries unless it sets its own.
 const testAPIKey = "test-api-key-0123456789"
 
-func TestMain(m *testing.M) { os.Exit(testsrv.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // stripeCall is one recorded Stripe API call, as form-encoded on the wire.
 type stripeCall struct {
@@ -86,8 +87,8 @@ type envOpt func(*paygate.Config)
 
 func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Helper()
-	mockURL := testsrv.StripeMockURL(t)
-	st := store.New(testsrv.NewPool(t))
+	mockURL := testenv.StripeMockURL(t)
+	st := store.New(testenv.NewPool(t))
 	rec := &recorder{Backend: stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
 		URL:           stripe.String(mockURL),
 		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/numedapp/paygate"
-	"github.com/numedapp/paygate/internal/testsrv"
+	"github.com/numedapp/paygate/internal/testenv"
 	"github.com/numedapp/paygate/store"
 )
 
@@ -43,7 +43,7 @@ func newFakeEnv(t *testing.T, key string) (*env, *fakeStripe, *httptest.Server) 
 	fake := &fakeStripe{}
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
-	st := store.New(testsrv.NewPool(t))
+	st := store.New(testenv.NewPool(t))
 	gw, err := paygate.New(paygate.Config{Store: st, StripeSecretKey: key, StripeAPIBase: srv.URL, StripeMaxNetworkRetries: -1, InsecureNoAuth: true})
 	if err != nil {
 		t.Fatal(err)

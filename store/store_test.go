@@ -13,11 +13,11 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/numedapp/paygate"
-	"github.com/numedapp/paygate/internal/testsrv"
+	"github.com/numedapp/paygate/internal/testenv"
 	"github.com/numedapp/paygate/store"
 )
 
-func TestMain(m *testing.M) { os.Exit(testsrv.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
 
@@ -36,7 +36,7 @@ func newPayment(id string, at time.Time, mut ...func(*paygate.Payment)) *paygate
 func TestInsertGetUpdate(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := store.New(testsrv.NewPool(t))
+	s := store.New(testenv.NewPool(t))
 	p := newPayment("pay_a1", t0)
 	if err := s.InsertPayment(ctx, p); err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func TestInsertGetUpdate(t *testing.T) {
 func TestNotFound(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := store.New(testsrv.NewPool(t))
+	s := store.New(testenv.NewPool(t))
 	if _, err := s.GetPayment(ctx, "pay_nope"); !errors.Is(err, paygate.ErrNotFound) {
 		t.Errorf("GetPayment err = %v", err)
 	}
@@ -116,7 +116,7 @@ func TestNotFound(t *testing.T) {
 func TestDeleteOnlyUnattached(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := store.New(testsrv.NewPool(t))
+	s := store.New(testenv.NewPool(t))
 	_ = s.InsertPayment(ctx, newPayment("pay_fresh", t0))
 	_ = s.InsertPayment(ctx, newPayment("pay_attached", t0, func(p *paygate.Payment) { p.PaymentIntentID = "pi_x" }))
 	if err := s.DeletePayment(ctx, "pay_fresh"); err != nil {
@@ -136,7 +136,7 @@ func TestDeleteOnlyUnattached(t *testing.T) {
 func TestListPaymentsFiltersAndPaging(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := store.New(testsrv.NewPool(t))
+	s := store.New(testenv.NewPool(t))
 	// 30 payments, one a minute; every third succeeded, every fifth a link with an email.
 	for i := 0; i < 30; i++ {
 		_ = s.InsertPayment(ctx, newPayment(fmt.Sprintf("pay_%02d", i), t0.Add(time.Duration(i)*time.Minute), func(p *paygate.Payment) {
@@ -215,7 +215,7 @@ func TestListPaymentsFiltersAndPaging(t *testing.T) {
 func TestListHistoryPaging(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := store.New(testsrv.NewPool(t))
+	s := store.New(testenv.NewPool(t))
 	_ = s.InsertPayment(ctx, newPayment("pay_h", t0))
 	for i := 0; i < 12; i++ {
 		typ := paygate.HistoryStatusChanged
@@ -265,7 +265,7 @@ func TestListHistoryPaging(t *testing.T) {
 func TestMigrateConcurrentAndIdempotent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := testsrv.NewPool(t) // already migrated once
+	pool := testenv.NewPool(t) // already migrated once
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for i := 0; i < 4; i++ {

@@ -1,4 +1,8 @@
-package testsrv
+// Package testenv gives tests the real servers they need, started once per
+// test process: PostgreSQL (PAYGATE_TEST_DATABASE_URL, or a throwaway
+// cluster) and stripe-mock (STRIPE_MOCK_URL, or the pinned binary).
+// A test that cannot get them fails with how to fix it; it never skips.
+package testenv
 
 import (
 	"context"
@@ -12,16 +16,17 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/numedapp/paygate/internal/testsrv"
 	"github.com/numedapp/paygate/store"
 )
 
 var (
 	shared struct {
 		sync.Mutex
-		pg     *Postgres
+		pg     *testsrv.Postgres
 		pgURL  string
 		pgErr  error
-		mock   *StripeMock
+		mock   *testsrv.StripeMock
 		mockOK bool
 		mkErr  error
 	}
@@ -53,7 +58,7 @@ func DatabaseURL(t testing.TB) string {
 	shared.Lock()
 	defer shared.Unlock()
 	if shared.pg == nil && shared.pgErr == nil {
-		shared.pg, shared.pgErr = StartPostgres(context.Background())
+		shared.pg, shared.pgErr = testsrv.StartPostgres(context.Background())
 		if shared.pgErr == nil {
 			shared.pgURL = shared.pg.URL
 		}
@@ -74,7 +79,7 @@ func StripeMockURL(t testing.TB) string {
 	shared.Lock()
 	defer shared.Unlock()
 	if shared.mock == nil && shared.mkErr == nil {
-		shared.mock, shared.mkErr = StartStripeMock(context.Background())
+		shared.mock, shared.mkErr = testsrv.StartStripeMock(context.Background())
 	}
 	if shared.mkErr != nil {
 		t.Fatalf("stripe-mock is required: %v", shared.mkErr)

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/numedapp/paygate/internal/testenv"
+	"github.com/numedapp/paygate/internal/testsrv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// syncBuffer is a bytes.Buffer safe to read while run writes logs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// freshDatabaseURL returns a URL whose connections use a new schema.
+func freshDatabaseURL(t *testing.T) string {
+	t.Helper()
+	base := testenv.DatabaseURL(t)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "e2e_" + hex.EncodeToString(b[:])
+	conn, err := pgx.Connect(context.Background(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "search_path=" + schema
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestRunEndToEnd(t *testing.T) {
+	const apiKey = "e2e-api-key-0123456789"
+	const secretKey = testsrv.StripeMockKey
+	addr := freeAddr(t)
+	env := map[string]string{
+		"DATABASE_URL":        freshDatabaseURL(t),
+		"STRIPE_SECRET_KEY":   secretKey,
+		"STRIPE_API_BASE":     testenv.StripeMockURL(t),
+		"PAYMENTD_ADDR":       addr,
+		"PAYMENTD_API_KEYS":   "old-key-abcdefghijklmnop, " + apiKey,
+		"PAYMENTD_LOG_FORMAT": "json",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard, logs) }()
+
+	base := "http://" + addr
+	waitReady(t, base+"/api/health/ready", done)
+
+	call := func(method, path, body string, wantStatus int) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var env struct {
+			Data map[string]any `json:"data"`
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != wantStatus {
+			t.Fatalf("%s %s: %d, want %d: %s", method, path, resp.StatusCode, wantStatus, raw)
+		}
+		if err := json.Unmarshal(raw, &env); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, raw)
+		}
+		return env.Data
+	}
+
+	created := call("POST", "/api/payments/generate-url", `{"amount": "25.50", "productName": "E2E", "metadata": {"orderId": "e2e-1"}}`, 201)
+	id, _ := created["id"].(string)
+	if !strings.HasPrefix(id, "pay_") || created["paymentUrl"] == "" || created["amount"] != float64(2550) {
+		t.Fatalf("created = %v", created)
+	}
+	got := call("GET", "/api/payments/"+id, "", 200)
+	if got["id"] != id || len(got["history"].([]any)) != 1 {
+		t.Fatalf("get = %v", got)
+	}
+	list := call("GET", "/api/payments?status=pending", "", 200)
+	if list["total"] != float64(1) {
+		t.Fatalf("list = %v", list)
+	}
+	hist := call("GET", "/api/payments/history?paymentId="+id, "", 200)
+	items := hist["items"].([]any)
+	if len(items) != 1 || items[0].(map[string]any)["eventType"] != "payment_created" {
+		t.Fatalf("history = %v", hist)
+	}
+	health := call("GET", "/api/health", "", 200)
+	if db := health["checks"].(map[string]any)["database"].(map[string]any); db["status"] != "up" {
+		t.Fatalf("health = %v", health)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v after cancel", err)
+		}
+	case <-time.After(35 * time.Second):
+		t.Fatal("run did not stop after cancel")
+	}
+	out := logs.String()
+	for _, secret := range []string{apiKey, secretKey, "old-key-abcdefghijklmnop"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("a secret reached the log: %q", secret)
+		}
+	}
+	if !strings.Contains(out, "paymentd listening") || !strings.Contains(out, "stopped") {
+		t.Fatalf("logs lack start/stop lines:\n%s", out)
+	}
+}
+
+func waitReady(t *testing.T, url string, done chan error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			t.Fatalf("run exited early: %v", err)
+		default:
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("service never became ready")
+}
+
+func TestRunConfigErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"no database", map[string]string{}, nil, "DATABASE_URL is required"},
+		{"sqlite", map[string]string{"DATABASE_URL": "sqlite:pay.db"}, nil, "embedded SQLite store is not available"},
+		{"not postgres", map[string]string{"DATABASE_URL": "mysql://x"}, nil, "postgres://"},
+		{"no keys", map[string]string{"DATABASE_URL": "postgres://u:hunter2secret@127.0.0.1:1/db"}, nil, "PAYMENTD_API_KEYS is required"},
+		{"bad log format", map[string]string{"DATABASE_URL": "postgres://x@h/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "PAYMENTD_LOG_FORMAT": "xml"}, nil, "PAYMENTD_LOG_FORMAT"},
+		{"unknown command", map[string]string{}, []string{"frobnicate"}, "unknown command"},
+		{"bad flag", map[string]string{}, []string{"serve", "-nope"}, "flag provided but not defined"},
+		{"unreachable db", map[string]string{"DATABASE_URL": "postgres://u:hunter2secret@127.0.0.1:1/db?connect_timeout=2", "PAYMENTD_INSECURE_NO_AUTH": "1"}, nil, "database unreachable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("run = %v, want error containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "hunter2secret") {
+				t.Fatalf("error echoes the database password: %v", err)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, func(string) string { return "" }, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "paymentd ") {
+		t.Fatalf("version output %q", out.String())
+	}
+	_ = fmt.Sprint
+}
