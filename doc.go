@@ -1,0 +1,41 @@
+// Package paygate takes Stripe payments for Go services, and keeps their
+// record in PostgreSQL.
+//
+// A [Gateway] creates payments backed by Stripe Payment Links
+// ([Gateway.CreatePaymentLink]), PaymentIntents for Stripe Elements
+// ([Gateway.CreatePaymentIntent]) and Checkout Sessions
+// ([Gateway.CreateCheckoutSession]); refunds them ([Gateway.CreateRefund]);
+// and lists them with their history ([Gateway.ListPayments],
+// [Gateway.GetPayment], [Gateway.ListHistory]). Every method works without
+// HTTP; [Gateway.Handler] serves them all as the JSON API documented in
+// API.md, for mounting on an existing mux. The paymentd command runs the same
+// handler as a standalone service.
+//
+// # Guarantees
+//
+//   - Money is integers in Stripe's minor units inside; decimal amounts at the
+//     edge are parsed exactly ([Currency.ParseAmount]), never through float64,
+//     with every Stripe currency's exponent and special cases.
+//   - The payment row is stored before Stripe is called, every Stripe object
+//     carries metadata paygate_payment_id, and every Stripe call carries an
+//     idempotency key derived from the payment id and the operation, so a
+//     retry never creates a second object.
+//   - Statuses are ranked and only move up ([Status.Rank]); refunds are
+//     reserved under the payment's row lock, so concurrent refunds never
+//     exceed the payment.
+//   - Bad input is a 4xx that names the field; Stripe's errors are mapped
+//     (API.md §2) and nothing internal or secret reaches a client.
+//
+// # Storage
+//
+// The Gateway needs a [Store]; package store implements it on PostgreSQL
+// (pgx/v5). The library never opens a database and never migrates on its
+// own: call store.Migrate (or run `paymentd migrate`).
+//
+// # Authentication
+//
+// [Config.Auth] protects every non-public route; [BearerKeys] accepts API
+// keys as bearer tokens. [New] refuses a Config without Auth unless
+// [Config.InsecureNoAuth] says the embedding application authenticates
+// requests itself.
+package paygate
