@@ -48,7 +48,7 @@ func TestAuthEveryProtectedRoute(t *testing.T) {
 			t.Errorf("%s refused the right key", rt.Pattern)
 		}
 	}
-	if protected < 9 || public != 4 {
+	if protected < 12 || public != 5 {
 		t.Fatalf("route table: %d protected, %d public", protected, public)
 	}
 	if logs := e.logs.String(); strings.Contains(logs, wrongKey) || strings.Contains(logs, testAPIKey) {

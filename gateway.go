@@ -51,6 +51,14 @@ type Config struct {
 	// they reach Handler.
 	InsecureNoAuth bool
 
+	// WebhookSecrets are the signing secrets (whsec_…) of the Stripe
+	// webhook endpoint; an event verifies against any of them, so a secret
+	// can be rotated. Without one, webhooks are refused with 503.
+	WebhookSecrets []string
+	// WebhookTolerance is how far a signature's timestamp may be from now,
+	// in the past or the future. Default DefaultWebhookTolerance (300 s).
+	WebhookTolerance time.Duration
+
 	// DefaultCurrency is used when a request names none. Default "usd".
 	DefaultCurrency string
 
@@ -99,6 +107,16 @@ func New(cfg Config) (*Gateway, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, configError("StripeAPIBase", "must be an absolute http(s) URL")
 		}
+	}
+	for _, s := range cfg.WebhookSecrets {
+		if !strings.HasPrefix(s, "whsec_") || len(s) < len("whsec_")+8 {
+			return nil, configError("WebhookSecrets", "must hold Stripe webhook signing secrets (whsec_…)")
+		}
+	}
+	if cfg.WebhookTolerance == 0 {
+		cfg.WebhookTolerance = DefaultWebhookTolerance
+	} else if cfg.WebhookTolerance < 0 {
+		return nil, configError("WebhookTolerance", "must not be negative")
 	}
 	if cfg.DefaultCurrency == "" {
 		cfg.DefaultCurrency = "usd"

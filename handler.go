@@ -48,6 +48,10 @@ func (g *Gateway) Routes() []Route {
 		{Pattern: "GET /api/payments", handler: g.handleListPayments},
 		{Pattern: "GET /api/payments/history", handler: g.handleHistory},
 		{Pattern: "GET /api/payments/{id}", handler: g.handleGetPayment},
+		{Pattern: "POST " + WebhookPath, Public: true, handler: g.handleStripeWebhook},
+		{Pattern: "GET /api/webhooks/config", handler: g.handleWebhookConfig},
+		{Pattern: "GET /api/webhooks/events", handler: g.handleListEvents},
+		{Pattern: "GET /api/webhooks/events/{id}", handler: g.handleGetEvent},
 	}
 }
 
@@ -353,6 +357,62 @@ func (g *Gateway) handleHistory(w http.ResponseWriter, r *http.Request) {
 		}
 		return g.ListHistory(r.Context(), f)
 	})
+}
+
+// WebhookHandler returns a handler for Stripe's webhook requests alone,
+// for mounting apart from the authenticated API (it is authenticated by
+// Stripe's signature). Handler serves the same route at WebhookPath.
+func (g *Gateway) WebhookHandler() http.Handler {
+	return g.withRequestID(g.recoverPanics(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			g.writeError(w, r, &Error{Code: CodeInvalid, Status: http.StatusMethodNotAllowed, Message: "method " + r.Method + " is not allowed here"})
+			return
+		}
+		g.handleStripeWebhook(w, r)
+	})))
+}
+
+// handleStripeWebhook reads the raw body once (1 MiB limit) and hands the
+// exact bytes to HandleWebhook: the signature covers them.
+func (g *Gateway) handleStripeWebhook(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			g.log.LogAttrs(r.Context(), slog.LevelWarn, "paygate: webhook refused", slog.String("request_id", RequestIDFrom(r.Context())), slog.String("reason", "body over 1 MiB"))
+			g.writeError(w, r, &Error{Code: CodeInvalid, Status: http.StatusRequestEntityTooLarge, Param: "body", Message: "webhook body exceeds 1 MiB"})
+			return
+		}
+		g.writeError(w, r, &Error{Code: CodeInvalid, Param: "body", Message: "request body could not be read", Err: err})
+		return
+	}
+	res, err := g.HandleWebhook(r.Context(), body, r.Header.Get("Stripe-Signature"))
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	g.writeOK(w, http.StatusOK, "Webhook received", res)
+}
+
+func (g *Gateway) handleWebhookConfig(w http.ResponseWriter, r *http.Request) {
+	g.writeOK(w, http.StatusOK, "OK", g.WebhookConfig())
+}
+
+func (g *Gateway) handleListEvents(w http.ResponseWriter, r *http.Request) {
+	read(g, w, r, func() (*Page[WebhookEvent], error) {
+		q := r.URL.Query()
+		f := WebhookEventFilter{Type: q.Get("type"), Status: EventStatus(q.Get("status"))}
+		var err error
+		if f.PageParams, err = pageParams(r); err != nil {
+			return nil, err
+		}
+		return g.ListWebhookEvents(r.Context(), f)
+	})
+}
+
+func (g *Gateway) handleGetEvent(w http.ResponseWriter, r *http.Request) {
+	read(g, w, r, func() (*WebhookEvent, error) { return g.GetWebhookEvent(r.Context(), r.PathValue("id")) })
 }
 
 type ctxKey int

@@ -35,6 +35,8 @@ type Store interface {
 	PaymentHistory(ctx context.Context, paymentID string) ([]HistoryEntry, error)
 	// Ping makes a round trip to the database.
 	Ping(ctx context.Context) error
+
+	webhookStore
 }
 
 // PageParams selects one page of a list: Limit items after Offset, or after

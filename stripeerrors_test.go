@@ -1,8 +1,10 @@
 package paygate_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -44,13 +46,15 @@ func newFakeEnv(t *testing.T, key string) (*env, *fakeStripe, *httptest.Server) 
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	st := store.New(testenv.NewPool(t))
-	gw, err := paygate.New(paygate.Config{Store: st, StripeSecretKey: key, StripeAPIBase: srv.URL, StripeMaxNetworkRetries: -1, InsecureNoAuth: true})
+	logs := &bytes.Buffer{}
+	gw, err := paygate.New(paygate.Config{Store: st, StripeSecretKey: key, StripeAPIBase: srv.URL, StripeMaxNetworkRetries: -1, InsecureNoAuth: true,
+		Logger: slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	api := httptest.NewServer(gw.Handler())
 	t.Cleanup(api.Close)
-	return &env{t: t, gw: gw, store: st, rec: &recorder{}, srv: api}, fake, srv
+	return &env{t: t, gw: gw, store: st, rec: &recorder{}, srv: api, logs: logs}, fake, srv
 }
 
 func stripeErr(typ, code, param, msg string) string {
@@ -98,6 +102,10 @@ func TestStripeErrorMapping(t *testing.T) {
 	e.do("GET", "/api/health", "").must(t, 200, &h)
 	if h.Checks.Stripe.Status != "down" || h.Checks.Stripe.SecretKey != "configured" || strings.Contains(r.Raw, secret) {
 		t.Fatalf("health after auth failure: %+v", h)
+	}
+
+	if strings.Contains(e.logs.String(), secret) {
+		t.Fatal("the Stripe secret key reached the log")
 	}
 
 	// Rate limited by Stripe: 429.

@@ -1,0 +1,192 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	sq "github.com/Masterminds/squirrel"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/numedapp/paygate"
+)
+
+const eventColumns = `id, type, api_version, livemode, status, error, payment_id, received_count, created_at, received_at, processed_at`
+
+func scanEvent(row pgx.Row, withPayload bool) (*paygate.WebhookEvent, error) {
+	var e paygate.WebhookEvent
+	dst := []any{&e.ID, &e.Type, &e.APIVersion, &e.Livemode, &e.Status, &e.Error, &e.PaymentID, &e.ReceivedCount, &e.CreatedAt, &e.ReceivedAt, &e.ProcessedAt}
+	var payload []byte
+	if withPayload {
+		dst = append(dst, &payload)
+	}
+	if err := row.Scan(dst...); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("webhook event: %w", paygate.ErrNotFound)
+		}
+		return nil, err
+	}
+	e.CreatedAt, e.ReceivedAt = e.CreatedAt.UTC(), e.ReceivedAt.UTC()
+	if e.ProcessedAt != nil {
+		t := e.ProcessedAt.UTC()
+		e.ProcessedAt = &t
+	}
+	if withPayload {
+		e.Payload = payload
+	}
+	return &e, nil
+}
+
+// RecordWebhookEvent implements paygate.Store.
+func (s *Store) RecordWebhookEvent(ctx context.Context, ev *paygate.WebhookEvent, refs paygate.PaymentRefs,
+	apply func(p *paygate.Payment) ([]paygate.HistoryEntry, error)) (*paygate.WebhookEvent, bool, error) {
+	var out *paygate.WebhookEvent
+	var dup bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		out, dup = nil, false
+		var inserted bool
+		err := tx.QueryRow(ctx, `INSERT INTO paygate_webhook_events (id, type, api_version, livemode, status, created_at, received_at, payload)
+			VALUES ($1, $2, $3, $4, 'received', $5, $6, $7)
+			ON CONFLICT (id) DO UPDATE SET received_count = paygate_webhook_events.received_count + 1
+			RETURNING (xmax = 0)`,
+			ev.ID, ev.Type, ev.APIVersion, ev.Livemode, ev.CreatedAt, ev.ReceivedAt, string(ev.Payload)).Scan(&inserted)
+		if err != nil {
+			return fmt.Errorf("store: insert event: %w", err)
+		}
+		if !inserted {
+			dup = true
+			out, err = scanEvent(tx.QueryRow(ctx, `SELECT `+eventColumns+` FROM paygate_webhook_events WHERE id = $1`, ev.ID), false)
+			return err
+		}
+
+		status, errMsg, paymentID := ev.Status, ev.Error, ""
+		if status == "" {
+			status = paygate.EventIgnored
+		}
+		if apply != nil {
+			p, err := s.lockPayment(ctx, tx, refs)
+			switch {
+			case errors.Is(err, paygate.ErrNotFound):
+				status = paygate.EventUnmatched
+			case err != nil:
+				return err
+			default:
+				paymentID = p.ID
+				before := map[string]paygate.Refund{}
+				for _, r := range p.Refunds {
+					before[r.ID] = r
+				}
+				hist, err := apply(p)
+				var ee *paygate.EventError
+				switch {
+				case errors.As(err, &ee):
+					status, errMsg = paygate.EventFailed, ee.Message
+				case err != nil:
+					return err
+				default:
+					status = paygate.EventProcessed
+					if err := savePayment(ctx, tx, p, before); err != nil {
+						return err
+					}
+					if err := insertHistory(ctx, tx, hist); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		processed := ev.ReceivedAt
+		if _, err := tx.Exec(ctx, `UPDATE paygate_webhook_events SET status = $2, error = $3, payment_id = $4, processed_at = $5 WHERE id = $1`,
+			ev.ID, status, errMsg, paymentID, processed); err != nil {
+			return fmt.Errorf("store: update event: %w", err)
+		}
+		o := *ev
+		o.Status, o.Error, o.PaymentID, o.ReceivedCount, o.ProcessedAt, o.Payload = status, errMsg, paymentID, 1, &processed, nil
+		out = &o
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return out, dup, nil
+}
+
+// lockPayment finds the payment refs name, in the order of PaymentRefs'
+// fields, and locks its row.
+func (s *Store) lockPayment(ctx context.Context, tx pgx.Tx, refs paygate.PaymentRefs) (*paygate.Payment, error) {
+	for _, c := range []struct{ col, val string }{
+		{"id", refs.PaymentID},
+		{"payment_link_id", refs.PaymentLinkID},
+		{"checkout_session_id", refs.CheckoutSessionID},
+		{"payment_intent_id", refs.PaymentIntentID},
+		{"charge_id", refs.ChargeID},
+	} {
+		if c.val == "" {
+			continue
+		}
+		p, err := s.getPayment(ctx, tx, `SELECT `+paymentColumns+` FROM paygate_payments WHERE `+c.col+` = $1 LIMIT 1 FOR UPDATE`, c.val)
+		if errors.Is(err, paygate.ErrNotFound) {
+			continue
+		}
+		return p, err
+	}
+	return nil, fmt.Errorf("payment: %w", paygate.ErrNotFound)
+}
+
+// ListWebhookEvents implements paygate.Store.
+func (s *Store) ListWebhookEvents(ctx context.Context, f paygate.WebhookEventFilter) (*paygate.Page[paygate.WebhookEvent], error) {
+	where := sq.And{}
+	if f.Type != "" {
+		where = append(where, sq.Eq{"type": f.Type})
+	}
+	if f.Status != "" {
+		where = append(where, sq.Eq{"status": f.Status})
+	}
+	total, err := count(ctx, s.pool, "paygate_webhook_events", where)
+	if err != nil {
+		return nil, err
+	}
+	q := psql.Select(eventColumns).From("paygate_webhook_events").Where(where).OrderBy("received_at DESC", "id DESC").Limit(uint64(f.Limit + 1))
+	if f.Cursor != "" {
+		at, id, err := decodeTimeCursor(f.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		q = q.Where(sq.Expr("(received_at, id) < (?, ?)", at, id))
+	} else {
+		q = q.Offset(uint64(f.Offset))
+	}
+	sql, args, err := q.ToSql()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list events: %w", err)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (paygate.WebhookEvent, error) {
+		e, err := scanEvent(r, false)
+		if err != nil {
+			return paygate.WebhookEvent{}, err
+		}
+		return *e, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: list events: %w", err)
+	}
+	page := &paygate.Page[paygate.WebhookEvent]{Items: items, Total: total, Limit: f.Limit, Offset: f.Offset}
+	if page.Items == nil {
+		page.Items = []paygate.WebhookEvent{}
+	}
+	if len(items) > f.Limit {
+		page.Items = items[:f.Limit]
+		last := page.Items[f.Limit-1]
+		c := encodeTimeCursor(last.ReceivedAt, last.ID)
+		page.NextCursor = &c
+	}
+	return page, nil
+}
+
+// GetWebhookEvent implements paygate.Store.
+func (s *Store) GetWebhookEvent(ctx context.Context, id string) (*paygate.WebhookEvent, error) {
+	return scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventColumns+`, payload FROM paygate_webhook_events WHERE id = $1`, id), true)
+}
