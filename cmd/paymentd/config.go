@@ -17,6 +17,7 @@ type config struct {
 	stripePublishableKey string
 	stripeAPIBase        string
 	apiKeys              []string
+	webhookSecrets       []string
 	insecureNoAuth       bool
 	currency             string
 	logFormat            string
@@ -44,11 +45,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 			c.addr = ":8080"
 		}
 	}
-	for _, k := range strings.Split(getenv("PAYMENTD_API_KEYS"), ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			c.apiKeys = append(c.apiKeys, k)
-		}
-	}
+	c.apiKeys = splitList(getenv("PAYMENTD_API_KEYS"))
+	c.webhookSecrets = splitList(getenv("STRIPE_WEBHOOK_SECRET"))
 	fs := flag.NewFlagSet("paymentd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", c.addr, "listen address (PAYMENTD_ADDR)")
@@ -97,4 +95,15 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// splitList splits a comma-separated variable, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, k := range strings.Split(v, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
 }

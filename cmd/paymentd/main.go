@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -107,6 +108,9 @@ func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, errors.New("DATABASE_URL is not a valid PostgreSQL URL") // pgx's message may hold the URL
 	}
+	if !strings.Contains(url, "pool_max_conns") {
+		pcfg.MaxConns = 16 // pgx's default (4 on this kind of machine) queues webhook bursts
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
@@ -132,6 +136,7 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, log *slog.Logger
 		Logger:               log,
 		Version:              buildVersion(),
 		InsecureNoAuth:       cfg.insecureNoAuth,
+		WebhookSecrets:       cfg.webhookSecrets,
 	}
 	if len(cfg.apiKeys) > 0 {
 		auth, err := paygate.BearerKeys(cfg.apiKeys...)
@@ -160,7 +165,8 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, log *slog.Logger
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.LogAttrs(ctx, slog.LevelInfo, "paymentd listening", slog.String("addr", ln.Addr().String()),
-		slog.String("version", buildVersion()), slog.Bool("auth", gcfg.Auth != nil), slog.Bool("stripe_configured", cfg.stripeSecretKey != ""))
+		slog.String("version", buildVersion()), slog.Bool("auth", gcfg.Auth != nil), slog.Bool("stripe_configured", cfg.stripeSecretKey != ""),
+		slog.Int("webhook_secrets", len(cfg.webhookSecrets)))
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -197,6 +203,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		"STRIPE_PUBLISHABLE_KEY":    "pk_test_123abc",
 		"STRIPE_API_BASE":           mock.URL,
 		"PAYMENTD_INSECURE_NO_AUTH": "1",
+		"STRIPE_WEBHOOK_SECRET":     "whsec_devLocalSecret0123456789",
 	}
 	devenv := func(k string) string {
 		if v := getenv(k); v != "" {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/numedapp/paygate/internal/testenv"
 	"github.com/numedapp/paygate/internal/testsrv"
@@ -79,12 +80,13 @@ func TestRunEndToEnd(t *testing.T) {
 	const secretKey = testsrv.StripeMockKey
 	addr := freeAddr(t)
 	env := map[string]string{
-		"DATABASE_URL":        freshDatabaseURL(t),
-		"STRIPE_SECRET_KEY":   secretKey,
-		"STRIPE_API_BASE":     testenv.StripeMockURL(t),
-		"PAYMENTD_ADDR":       addr,
-		"PAYMENTD_API_KEYS":   "old-key-abcdefghijklmnop, " + apiKey,
-		"PAYMENTD_LOG_FORMAT": "json",
+		"DATABASE_URL":          freshDatabaseURL(t),
+		"STRIPE_SECRET_KEY":     secretKey,
+		"STRIPE_API_BASE":       testenv.StripeMockURL(t),
+		"PAYMENTD_ADDR":         addr,
+		"PAYMENTD_API_KEYS":     "old-key-abcdefghijklmnop, " + apiKey,
+		"PAYMENTD_LOG_FORMAT":   "json",
+		"STRIPE_WEBHOOK_SECRET": "whsec_e2eSecretValue0123456789",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -136,6 +138,22 @@ func TestRunEndToEnd(t *testing.T) {
 	if len(items) != 1 || items[0].(map[string]any)["eventType"] != "payment_created" {
 		t.Fatalf("history = %v", hist)
 	}
+	// Stripe reports the payment link's checkout as paid.
+	event := fmt.Sprintf(`{"id": "evt_e2e1", "object": "event", "api_version": "2023-10-16", "created": %d, "type": "checkout.session.completed",
+		"data": {"object": {"id": "cs_test_e2e", "object": "checkout.session", "payment_link": %q, "payment_intent": "pi_e2e",
+		"payment_status": "paid", "status": "complete", "amount_total": 2550, "currency": "usd", "metadata": {}}}}`, time.Now().Unix(), created["paymentLinkId"])
+	sig := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: []byte(event), Secret: env["STRIPE_WEBHOOK_SECRET"]}).Header
+	req, _ := http.NewRequest("POST", base+"/api/webhooks/stripe", strings.NewReader(event))
+	req.Header.Set("Stripe-Signature", sig)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("webhook: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	if got := call("GET", "/api/payments/"+id, "", 200); got["status"] != "succeeded" || got["paymentIntentId"] != "pi_e2e" {
+		t.Fatalf("after webhook: %v", got)
+	}
+
 	health := call("GET", "/api/health", "", 200)
 	if db := health["checks"].(map[string]any)["database"].(map[string]any); db["status"] != "up" {
 		t.Fatalf("health = %v", health)
@@ -151,7 +169,7 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatal("run did not stop after cancel")
 	}
 	out := logs.String()
-	for _, secret := range []string{apiKey, secretKey, "old-key-abcdefghijklmnop"} {
+	for _, secret := range []string{apiKey, secretKey, "old-key-abcdefghijklmnop", env["STRIPE_WEBHOOK_SECRET"]} {
 		if strings.Contains(out, secret) {
 			t.Fatalf("a secret reached the log: %q", secret)
 		}
@@ -220,5 +238,4 @@ func TestVersion(t *testing.T) {
 	if !strings.HasPrefix(out.String(), "paymentd ") {
 		t.Fatalf("version output %q", out.String())
 	}
-	_ = fmt.Sprint
 }
