@@ -75,7 +75,7 @@ func (r *recorder) Reset() {
 // env is a Gateway on a fresh schema, talking to stripe-mock through a
 // recorder, served over real HTTP.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	gw    *paygate.Gateway
 	store *store.Store
 	rec   *recorder
@@ -85,7 +85,7 @@ type env struct {
 
 type envOpt func(*paygate.Config)
 
-func newEnv(t *testing.T, opts ...envOpt) *env {
+func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
 	mockURL := testenv.StripeMockURL(t)
 	st := store.New(testenv.NewPool(t))

@@ -359,6 +359,7 @@ var handledTypes = func() map[string]bool {
 // refund statuses only move up theirs.
 func applyEvent(p *Payment, eventID, typ string, o *stripeObject, now time.Time) ([]HistoryEntry, error) {
 	from := p.Status
+	changed := false
 	var hist []HistoryEntry
 	add := func(t HistoryType, amount int64, data map[string]any) {
 		h := p.history(t, from, SourceWebhook, amount, data, now)
@@ -368,7 +369,7 @@ func applyEvent(p *Payment, eventID, typ string, o *stripeObject, now time.Time)
 	}
 	setIf := func(dst *string, v string) {
 		if *dst == "" && v != "" {
-			*dst = v
+			*dst, changed = v, true
 		}
 	}
 	moveTo := func(to Status, t HistoryType, data map[string]any) {
@@ -429,10 +430,14 @@ func applyEvent(p *Payment, eventID, typ string, o *stripeObject, now time.Time)
 		setIf(&p.ChargeID, o.ID)
 		setIf(&p.PaymentIntentID, string(o.PaymentIntent))
 		before := p.AmountRefunded
-		p.StripeAmountRefunded = max(p.StripeAmountRefunded, o.AmountRefunded)
+		if o.AmountRefunded > p.StripeAmountRefunded {
+			p.StripeAmountRefunded, changed = o.AmountRefunded, true
+		}
 		if o.Refunds != nil {
 			for i := range o.Refunds.Data {
-				mergeRefund(p, &o.Refunds.Data[i], now)
+				if _, c := mergeRefund(p, &o.Refunds.Data[i], now); c {
+					changed = true
+				}
 			}
 		}
 		p.recompute()
@@ -443,9 +448,9 @@ func applyEvent(p *Payment, eventID, typ string, o *stripeObject, now time.Time)
 	case "charge.refund.updated":
 		setIf(&p.ChargeID, string(o.Charge))
 		before := p.AmountRefunded
-		r, changed := mergeRefund(p, o, now)
+		r, refundChanged := mergeRefund(p, o, now)
 		p.recompute()
-		if changed || p.AmountRefunded != before {
+		if refundChanged || p.AmountRefunded != before {
 			t := HistoryRefundUpdated
 			if r.Status == RefundFailed {
 				t = HistoryRefundFailed
@@ -457,7 +462,7 @@ func applyEvent(p *Payment, eventID, typ string, o *stripeObject, now time.Time)
 		setIf(&p.ChargeID, string(o.Charge))
 		add(HistoryDisputeCreated, o.Amount, map[string]any{"disputeId": o.ID, "reason": o.Reason, "disputeStatus": o.Status})
 	}
-	if len(hist) > 0 || p.UpdatedAt.Before(now) {
+	if len(hist) > 0 || changed {
 		p.UpdatedAt = now
 	}
 	return hist, nil

@@ -40,11 +40,13 @@ const paymentColumns = `id, method, status, amount, amount_refunded, stripe_amou
 	description, product_name, quantity, customer_email, metadata, payment_url, price_id, payment_link_id,
 	checkout_session_id, payment_intent_id, charge_id, livemode, created_at, updated_at`
 
-func scanPayment(row pgx.Row) (*paygate.Payment, error) {
+// scanPayment scans paymentColumns, and then extra destinations if given.
+func scanPayment(row pgx.Row, extra ...any) (*paygate.Payment, error) {
 	var p paygate.Payment
-	err := row.Scan(&p.ID, &p.Method, &p.Status, &p.Amount, &p.AmountRefunded, &p.StripeAmountRefunded, &p.Currency,
+	dst := append([]any{&p.ID, &p.Method, &p.Status, &p.Amount, &p.AmountRefunded, &p.StripeAmountRefunded, &p.Currency,
 		&p.Description, &p.ProductName, &p.Quantity, &p.CustomerEmail, &p.Metadata, &p.PaymentURL, &p.PriceID, &p.PaymentLinkID,
-		&p.CheckoutSessionID, &p.PaymentIntentID, &p.ChargeID, &p.Livemode, &p.CreatedAt, &p.UpdatedAt)
+		&p.CheckoutSessionID, &p.PaymentIntentID, &p.ChargeID, &p.Livemode, &p.CreatedAt, &p.UpdatedAt}, extra...)
+	err := row.Scan(dst...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("payment: %w", paygate.ErrNotFound)
 	}
@@ -155,27 +157,41 @@ func loadRefunds(ctx context.Context, q querier, ps []*paygate.Payment) error {
 	return rows.Err()
 }
 
+// lockPaymentWhere locks one payment's row and then loads its refunds.
+//
+// The refunds must be read by a statement that starts after the lock is
+// held: under READ COMMITTED, a SELECT … FOR UPDATE that waited for the lock
+// re-reads the locked row, but any subquery of it keeps the statement's
+// older snapshot and would miss refunds committed meanwhile, letting two
+// concurrent refunds pass the over-refund guard.
+func lockPaymentWhere(ctx context.Context, tx pgx.Tx, where string, arg any) (*paygate.Payment, error) {
+	p, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns+` FROM paygate_payments p WHERE `+where+` LIMIT 1 FOR UPDATE`, arg))
+	if err != nil {
+		return nil, err
+	}
+	if err := loadRefunds(ctx, tx, []*paygate.Payment{p}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 // UpdatePayment implements paygate.Store.
 func (s *Store) UpdatePayment(ctx context.Context, id string, fn func(p *paygate.Payment) ([]paygate.HistoryEntry, error)) (*paygate.Payment, error) {
 	var out *paygate.Payment
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		p, err := s.getPayment(ctx, tx, `SELECT `+paymentColumns+` FROM paygate_payments WHERE id = $1 FOR UPDATE`, id)
+		p, err := lockPaymentWhere(ctx, tx, "p.id = $1", id)
 		if err != nil {
 			return err
 		}
-		before := map[string]paygate.Refund{}
-		for _, r := range p.Refunds {
-			before[r.ID] = r
-		}
+		before := refundsByID(p)
 		hist, err := fn(p)
 		if err != nil {
 			return err
 		}
-		if err := savePayment(ctx, tx, p, before); err != nil {
-			return err
-		}
-		if err := insertHistory(ctx, tx, hist); err != nil {
-			return err
+		b := &pgx.Batch{}
+		queueSave(b, p, before, hist)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("store: update payment: %w", err)
 		}
 		out = p
 		return nil
@@ -186,49 +202,43 @@ func (s *Store) UpdatePayment(ctx context.Context, id string, fn func(p *paygate
 	return out, nil
 }
 
-// savePayment writes a locked payment's mutable fields and its new or
-// changed refunds.
-func savePayment(ctx context.Context, tx pgx.Tx, p *paygate.Payment, before map[string]paygate.Refund) error {
-	_, err := tx.Exec(ctx, `UPDATE paygate_payments SET status = $2, amount_refunded = $3, stripe_amount_refunded = $4,
+func refundsByID(p *paygate.Payment) map[string]paygate.Refund {
+	m := make(map[string]paygate.Refund, len(p.Refunds))
+	for _, r := range p.Refunds {
+		m[r.ID] = r
+	}
+	return m
+}
+
+// queueSave queues, for one round trip, the writes of a locked payment: its
+// mutable fields, its new or changed refunds, and the history entries.
+func queueSave(b *pgx.Batch, p *paygate.Payment, before map[string]paygate.Refund, hist []paygate.HistoryEntry) {
+	b.Queue(`UPDATE paygate_payments SET status = $2, amount_refunded = $3, stripe_amount_refunded = $4,
 		payment_url = $5, price_id = $6, payment_link_id = $7, checkout_session_id = $8, payment_intent_id = $9,
 		charge_id = $10, livemode = $11, updated_at = $12, customer_email = $13 WHERE id = $1`,
 		p.ID, p.Status, p.AmountRefunded, p.StripeAmountRefunded, p.PaymentURL, p.PriceID, p.PaymentLinkID,
 		p.CheckoutSessionID, p.PaymentIntentID, p.ChargeID, p.Livemode, p.UpdatedAt, p.CustomerEmail)
-	if err != nil {
-		return fmt.Errorf("store: update payment: %w", err)
-	}
 	for _, r := range p.Refunds {
 		if old, ok := before[r.ID]; ok && old == r {
 			continue
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO paygate_refunds (id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at)
+		b.Queue(`INSERT INTO paygate_refunds (id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (id) DO UPDATE SET stripe_refund_id = EXCLUDED.stripe_refund_id, amount = EXCLUDED.amount,
 				status = EXCLUDED.status, reason = EXCLUDED.reason, updated_at = EXCLUDED.updated_at`,
 			r.ID, p.ID, r.StripeRefundID, r.Amount, r.Status, r.Reason, r.CreatedAt, r.UpdatedAt)
-		if err != nil {
-			return fmt.Errorf("store: save refund: %w", err)
-		}
 	}
-	return nil
-}
-
-func insertHistory(ctx context.Context, tx pgx.Tx, hist []paygate.HistoryEntry) error {
 	for _, h := range hist {
 		data := h.Data
 		if len(data) == 0 {
 			data = json.RawMessage("{}")
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO paygate_payment_history (payment_id, payment_intent_id, event_type, from_status,
+		b.Queue(`INSERT INTO paygate_payment_history (payment_id, payment_intent_id, event_type, from_status,
 			to_status, amount, currency, stripe_event_id, source, data, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			h.PaymentID, h.PaymentIntentID, h.EventType, h.FromStatus, h.ToStatus, h.Amount, h.Currency,
 			h.StripeEventID, h.Source, string(data), h.CreatedAt)
-		if err != nil {
-			return fmt.Errorf("store: insert history: %w", err)
-		}
 	}
-	return nil
 }
 
 // ListPayments implements paygate.Store.

@@ -38,33 +38,30 @@ func scanEvent(row pgx.Row, withPayload bool) (*paygate.WebhookEvent, error) {
 }
 
 // RecordWebhookEvent implements paygate.Store.
+//
+// The event row is inserted last, with its final status, by
+// INSERT … ON CONFLICT DO NOTHING: when it already exists (a resend, or a
+// concurrent delivery that committed first) the whole transaction, including
+// anything apply changed, is rolled back and only receivedCount is
+// incremented. Concurrent deliveries of one event serialize on the payment's
+// row lock or on the event's primary key.
 func (s *Store) RecordWebhookEvent(ctx context.Context, ev *paygate.WebhookEvent, refs paygate.PaymentRefs,
 	apply func(p *paygate.Payment) ([]paygate.HistoryEntry, error)) (*paygate.WebhookEvent, bool, error) {
 	var out *paygate.WebhookEvent
-	var dup bool
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		out, dup = nil, false
-		var inserted bool
-		err := tx.QueryRow(ctx, `INSERT INTO paygate_webhook_events (id, type, api_version, livemode, status, created_at, received_at, payload)
-			VALUES ($1, $2, $3, $4, 'received', $5, $6, $7)
-			ON CONFLICT (id) DO UPDATE SET received_count = paygate_webhook_events.received_count + 1
-			RETURNING (xmax = 0)`,
-			ev.ID, ev.Type, ev.APIVersion, ev.Livemode, ev.CreatedAt, ev.ReceivedAt, string(ev.Payload)).Scan(&inserted)
-		if err != nil {
-			return fmt.Errorf("store: insert event: %w", err)
-		}
-		if !inserted {
-			dup = true
-			out, err = scanEvent(tx.QueryRow(ctx, `SELECT `+eventColumns+` FROM paygate_webhook_events WHERE id = $1`, ev.ID), false)
-			return err
-		}
-
+		out = nil
 		status, errMsg, paymentID := ev.Status, ev.Error, ""
 		if status == "" {
 			status = paygate.EventIgnored
 		}
+		b := &pgx.Batch{}
+		processed := ev.ReceivedAt
+		b.Queue(`INSERT INTO paygate_webhook_events (id, type, api_version, livemode, status, error, payment_id,
+			created_at, received_at, processed_at, payload)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`,
+			ev.ID, ev.Type, ev.APIVersion, ev.Livemode, &status, &errMsg, &paymentID, ev.CreatedAt, ev.ReceivedAt, processed, string(ev.Payload))
 		if apply != nil {
-			p, err := s.lockPayment(ctx, tx, refs)
+			p, err := lockPayment(ctx, tx, refs)
 			switch {
 			case errors.Is(err, paygate.ErrNotFound):
 				status = paygate.EventUnmatched
@@ -72,10 +69,7 @@ func (s *Store) RecordWebhookEvent(ctx context.Context, ev *paygate.WebhookEvent
 				return err
 			default:
 				paymentID = p.ID
-				before := map[string]paygate.Refund{}
-				for _, r := range p.Refunds {
-					before[r.ID] = r
-				}
+				before, beforeRefunds := *p, refundsByID(p)
 				hist, err := apply(p)
 				var ee *paygate.EventError
 				switch {
@@ -85,34 +79,65 @@ func (s *Store) RecordWebhookEvent(ctx context.Context, ev *paygate.WebhookEvent
 					return err
 				default:
 					status = paygate.EventProcessed
-					if err := savePayment(ctx, tx, p, before); err != nil {
-						return err
-					}
-					if err := insertHistory(ctx, tx, hist); err != nil {
-						return err
+					if len(hist) > 0 || !sameRow(&before, p) || len(beforeRefunds) != len(p.Refunds) || refundsChanged(beforeRefunds, p) {
+						queueSave(b, p, beforeRefunds, hist)
 					}
 				}
 			}
 		}
-		processed := ev.ReceivedAt
-		if _, err := tx.Exec(ctx, `UPDATE paygate_webhook_events SET status = $2, error = $3, payment_id = $4, processed_at = $5 WHERE id = $1`,
-			ev.ID, status, errMsg, paymentID, processed); err != nil {
-			return fmt.Errorf("store: update event: %w", err)
+		br := tx.SendBatch(ctx, b)
+		tag, err := br.Exec()
+		if err == nil && tag.RowsAffected() == 0 {
+			err = errDuplicate
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
 		}
 		o := *ev
 		o.Status, o.Error, o.PaymentID, o.ReceivedCount, o.ProcessedAt, o.Payload = status, errMsg, paymentID, 1, &processed, nil
 		out = &o
 		return nil
 	})
-	if err != nil {
-		return nil, false, err
+	if errors.Is(err, errDuplicate) {
+		dup, err := scanEvent(s.pool.QueryRow(ctx, `UPDATE paygate_webhook_events SET received_count = received_count + 1
+			WHERE id = $1 RETURNING `+eventColumns, ev.ID), false)
+		if err != nil {
+			return nil, false, fmt.Errorf("store: count resend: %w", err)
+		}
+		return dup, true, nil
 	}
-	return out, dup, nil
+	if err != nil {
+		return nil, false, fmt.Errorf("store: record event: %w", err)
+	}
+	return out, false, nil
+}
+
+// errDuplicate rolls back the transaction of an event already stored.
+var errDuplicate = errors.New("store: event already recorded")
+
+// sameRow reports whether the columns queueSave writes are unchanged.
+func sameRow(a, b *paygate.Payment) bool {
+	return a.Status == b.Status && a.AmountRefunded == b.AmountRefunded && a.StripeAmountRefunded == b.StripeAmountRefunded &&
+		a.PaymentURL == b.PaymentURL && a.PriceID == b.PriceID && a.PaymentLinkID == b.PaymentLinkID &&
+		a.CheckoutSessionID == b.CheckoutSessionID && a.PaymentIntentID == b.PaymentIntentID && a.ChargeID == b.ChargeID &&
+		a.Livemode == b.Livemode && a.UpdatedAt.Equal(b.UpdatedAt) && a.CustomerEmail == b.CustomerEmail
+}
+
+func refundsChanged(before map[string]paygate.Refund, p *paygate.Payment) bool {
+	for _, r := range p.Refunds {
+		if old, ok := before[r.ID]; !ok || old != r {
+			return true
+		}
+	}
+	return false
 }
 
 // lockPayment finds the payment refs name, in the order of PaymentRefs'
 // fields, and locks its row.
-func (s *Store) lockPayment(ctx context.Context, tx pgx.Tx, refs paygate.PaymentRefs) (*paygate.Payment, error) {
+func lockPayment(ctx context.Context, tx pgx.Tx, refs paygate.PaymentRefs) (*paygate.Payment, error) {
 	for _, c := range []struct{ col, val string }{
 		{"id", refs.PaymentID},
 		{"payment_link_id", refs.PaymentLinkID},
@@ -123,7 +148,7 @@ func (s *Store) lockPayment(ctx context.Context, tx pgx.Tx, refs paygate.Payment
 		if c.val == "" {
 			continue
 		}
-		p, err := s.getPayment(ctx, tx, `SELECT `+paymentColumns+` FROM paygate_payments WHERE `+c.col+` = $1 LIMIT 1 FOR UPDATE`, c.val)
+		p, err := lockPaymentWhere(ctx, tx, "p."+c.col+" = $1", c.val)
 		if errors.Is(err, paygate.ErrNotFound) {
 			continue
 		}

@@ -63,8 +63,10 @@ func pgMajor(dir string) int {
 
 // StartPostgres creates a cluster in a temporary directory and starts it
 // listening on a unix socket there only (no TCP). initdb and postgres refuse
-// to run as root, so as root they run as the "postgres" user.
-func StartPostgres(ctx context.Context) (*Postgres, error) {
+// to run as root, so as root they run as the "postgres" user. The cluster
+// trades durability for speed (fsync and synchronous_commit off); settings
+// ("fsync=on") are passed to postgres as -c options after those defaults.
+func StartPostgres(ctx context.Context, settings ...string) (*Postgres, error) {
 	bin, err := findPGBin()
 	if err != nil {
 		return nil, err
@@ -103,6 +105,9 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 	pg.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", dir, "-p", "5432",
 		"-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=300", "-c", "shared_buffers=128MB")
+	for _, kv := range settings {
+		pg.cmd.Args = append(pg.cmd.Args, "-c", kv)
+	}
 	pg.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	logf, err := os.Create(filepath.Join(dir, "postgres.log"))
 	if err != nil {
