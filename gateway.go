@@ -59,6 +59,11 @@ type Config struct {
 	// in the past or the future. Default DefaultWebhookTolerance (300 s).
 	WebhookTolerance time.Duration
 
+	// CallbackURL is the merchant's endpoint for callbacks (absolute
+	// http(s)). Without it no callback is queued. Delivery is the callback
+	// package's Engine, run beside the Gateway.
+	CallbackURL string
+
 	// DefaultCurrency is used when a request names none. Default "usd".
 	DefaultCurrency string
 
@@ -111,6 +116,11 @@ func New(cfg Config) (*Gateway, error) {
 	for _, s := range cfg.WebhookSecrets {
 		if !strings.HasPrefix(s, "whsec_") || len(s) < len("whsec_")+8 {
 			return nil, configError("WebhookSecrets", "must hold Stripe webhook signing secrets (whsec_…)")
+		}
+	}
+	if cfg.CallbackURL != "" {
+		if err := checkURL("CallbackURL", cfg.CallbackURL); err != nil {
+			return nil, configError("CallbackURL", "must be an absolute http(s) URL")
 		}
 	}
 	if cfg.WebhookTolerance == 0 {
@@ -261,10 +271,12 @@ type HealthStripe struct {
 	SecretKey string `json:"secretKey"` // "configured" or "missing"; never the key
 }
 
-// HealthCallback reports whether callbacks to the merchant are configured.
+// HealthCallback reports whether callbacks to the merchant are configured
+// and how many wait to be delivered.
 type HealthCallback struct {
 	Status     string `json:"status"` // "optional"
 	Configured bool   `json:"configured"`
+	QueueDepth int64  `json:"queueDepth"`
 }
 
 // Health measures the database with a real round trip and reports Stripe's
@@ -290,7 +302,12 @@ func (g *Gateway) Health(ctx context.Context) (h Health, ready bool) {
 	default:
 		h.Checks.Stripe = HealthStripe{Status: "up", SecretKey: "configured"}
 	}
-	h.Checks.Callback = HealthCallback{Status: "optional"}
+	h.Checks.Callback = HealthCallback{Status: "optional", Configured: g.cfg.CallbackURL != ""}
+	if err == nil {
+		if n, qerr := g.store.CallbackQueueDepth(ctx); qerr == nil {
+			h.Checks.Callback.QueueDepth = n
+		}
+	}
 	ready = err == nil && g.api != nil
 	if !ready || h.Checks.Stripe.Status != "up" {
 		h.Status = "degraded"

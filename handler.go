@@ -52,6 +52,8 @@ func (g *Gateway) Routes() []Route {
 		{Pattern: "GET /api/webhooks/config", handler: g.handleWebhookConfig},
 		{Pattern: "GET /api/webhooks/events", handler: g.handleListEvents},
 		{Pattern: "GET /api/webhooks/events/{id}", handler: g.handleGetEvent},
+		{Pattern: "GET /api/webhooks/callbacks", handler: g.handleListCallbacks},
+		{Pattern: "POST /api/webhooks/callbacks/{id}/retry", handler: g.handleRetryCallback},
 	}
 }
 
@@ -413,6 +415,35 @@ func (g *Gateway) handleListEvents(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) handleGetEvent(w http.ResponseWriter, r *http.Request) {
 	read(g, w, r, func() (*WebhookEvent, error) { return g.GetWebhookEvent(r.Context(), r.PathValue("id")) })
+}
+
+func (g *Gateway) handleListCallbacks(w http.ResponseWriter, r *http.Request) {
+	read(g, w, r, func() (*Page[CallbackAttempt], error) {
+		q := r.URL.Query()
+		f := CallbackFilter{WebhookEventID: q.Get("webhookEventId"), PaymentID: q.Get("paymentId")}
+		switch s := q.Get("success"); s {
+		case "":
+		case "true", "false":
+			b := s == "true"
+			f.Success = &b
+		default:
+			return nil, invalidParam("success", "success must be true or false")
+		}
+		var err error
+		if f.PageParams, err = pageParams(r); err != nil {
+			return nil, err
+		}
+		return g.ListCallbacks(r.Context(), f)
+	})
+}
+
+func (g *Gateway) handleRetryCallback(w http.ResponseWriter, r *http.Request) {
+	c, err := g.RetryCallback(r.Context(), r.PathValue("id"))
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	g.writeOK(w, http.StatusAccepted, "Callback queued for retry", c)
 }
 
 type ctxKey int

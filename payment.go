@@ -116,6 +116,8 @@ type Payment struct {
 	// StripeAmountRefunded is the cumulative refunded amount Stripe last
 	// reported (charge.refunded); AmountRefunded never falls below it.
 	StripeAmountRefunded int64 `json:"-"`
+	// CallbackSeq is the sequence number of the payment's last callback.
+	CallbackSeq int64 `json:"-"`
 }
 
 // Refund is one refund of a payment.
@@ -182,6 +184,10 @@ type HistoryEntry struct {
 	Source          string          `json:"source"`
 	Data            json.RawMessage `json:"data"`
 	CreatedAt       time.Time       `json:"createdAt"`
+
+	// Callback, when set, is queued to the merchant in the same
+	// transaction as this entry.
+	Callback *Callback `json:"-"`
 }
 
 // PaymentWithHistory is a payment with its timeline, oldest first.

@@ -37,6 +37,7 @@ type Store interface {
 	Ping(ctx context.Context) error
 
 	webhookStore
+	callbackStore
 }
 
 // PageParams selects one page of a list: Limit items after Offset, or after

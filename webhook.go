@@ -327,7 +327,13 @@ func (g *Gateway) HandleWebhook(ctx context.Context, payload []byte, signature s
 			stored.Status, stored.Error = EventFailed, "data.object is not a readable Stripe object"
 		} else {
 			refs = obj.refs()
-			apply = func(p *Payment) ([]HistoryEntry, error) { return applyEvent(p, ev.ID, ev.Type, &obj, now) }
+			apply = func(p *Payment) ([]HistoryEntry, error) {
+				hist, err := applyEvent(p, ev.ID, ev.Type, &obj, now)
+				if err == nil {
+					g.queueCallbacks(p, ev.ID, ev.Type, &obj, hist, now)
+				}
+				return hist, err
+			}
 		}
 	}
 	res, dup, err := g.store.RecordWebhookEvent(ctx, stored, refs, apply)
@@ -515,11 +521,13 @@ type WebhookConfig struct {
 // WebhookConfig reports the webhook configuration, without secrets.
 func (g *Gateway) WebhookConfig() WebhookConfig {
 	return WebhookConfig{
-		URL:              WebhookPath,
-		SecretConfigured: len(g.cfg.WebhookSecrets) > 0,
-		Events:           HandledEventTypes,
-		ToleranceSeconds: int(g.cfg.WebhookTolerance / time.Second),
-		APIVersion:       StripeAPIVersion,
+		URL:                WebhookPath,
+		SecretConfigured:   len(g.cfg.WebhookSecrets) > 0,
+		Events:             HandledEventTypes,
+		ToleranceSeconds:   int(g.cfg.WebhookTolerance / time.Second),
+		APIVersion:         StripeAPIVersion,
+		CallbackConfigured: g.cfg.CallbackURL != "",
+		CallbackURL:        callbackHost(g.cfg.CallbackURL),
 	}
 }
 

@@ -38,14 +38,14 @@ var psql = sq.StatementBuilder.PlaceholderFormat(sq.Dollar)
 
 const paymentColumns = `id, method, status, amount, amount_refunded, stripe_amount_refunded, currency,
 	description, product_name, quantity, customer_email, metadata, payment_url, price_id, payment_link_id,
-	checkout_session_id, payment_intent_id, charge_id, livemode, created_at, updated_at`
+	checkout_session_id, payment_intent_id, charge_id, livemode, created_at, updated_at, callback_seq`
 
 // scanPayment scans paymentColumns, and then extra destinations if given.
 func scanPayment(row pgx.Row, extra ...any) (*paygate.Payment, error) {
 	var p paygate.Payment
 	dst := append([]any{&p.ID, &p.Method, &p.Status, &p.Amount, &p.AmountRefunded, &p.StripeAmountRefunded, &p.Currency,
 		&p.Description, &p.ProductName, &p.Quantity, &p.CustomerEmail, &p.Metadata, &p.PaymentURL, &p.PriceID, &p.PaymentLinkID,
-		&p.CheckoutSessionID, &p.PaymentIntentID, &p.ChargeID, &p.Livemode, &p.CreatedAt, &p.UpdatedAt}, extra...)
+		&p.CheckoutSessionID, &p.PaymentIntentID, &p.ChargeID, &p.Livemode, &p.CreatedAt, &p.UpdatedAt, &p.CallbackSeq}, extra...)
 	err := row.Scan(dst...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("payment: %w", paygate.ErrNotFound)
@@ -64,10 +64,10 @@ func scanPayment(row pgx.Row, extra ...any) (*paygate.Payment, error) {
 // InsertPayment implements paygate.Store.
 func (s *Store) InsertPayment(ctx context.Context, p *paygate.Payment) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO paygate_payments (`+paymentColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
 		p.ID, p.Method, p.Status, p.Amount, p.AmountRefunded, p.StripeAmountRefunded, p.Currency,
 		p.Description, p.ProductName, p.Quantity, p.CustomerEmail, metadata(p.Metadata), p.PaymentURL, p.PriceID, p.PaymentLinkID,
-		p.CheckoutSessionID, p.PaymentIntentID, p.ChargeID, p.Livemode, p.CreatedAt, p.UpdatedAt)
+		p.CheckoutSessionID, p.PaymentIntentID, p.ChargeID, p.Livemode, p.CreatedAt, p.UpdatedAt, p.CallbackSeq)
 	if err != nil {
 		return fmt.Errorf("store: insert payment: %w", err)
 	}
@@ -215,9 +215,9 @@ func refundsByID(p *paygate.Payment) map[string]paygate.Refund {
 func queueSave(b *pgx.Batch, p *paygate.Payment, before map[string]paygate.Refund, hist []paygate.HistoryEntry) {
 	b.Queue(`UPDATE paygate_payments SET status = $2, amount_refunded = $3, stripe_amount_refunded = $4,
 		payment_url = $5, price_id = $6, payment_link_id = $7, checkout_session_id = $8, payment_intent_id = $9,
-		charge_id = $10, livemode = $11, updated_at = $12, customer_email = $13 WHERE id = $1`,
+		charge_id = $10, livemode = $11, updated_at = $12, customer_email = $13, callback_seq = $14 WHERE id = $1`,
 		p.ID, p.Status, p.AmountRefunded, p.StripeAmountRefunded, p.PaymentURL, p.PriceID, p.PaymentLinkID,
-		p.CheckoutSessionID, p.PaymentIntentID, p.ChargeID, p.Livemode, p.UpdatedAt, p.CustomerEmail)
+		p.CheckoutSessionID, p.PaymentIntentID, p.ChargeID, p.Livemode, p.UpdatedAt, p.CustomerEmail, p.CallbackSeq)
 	for _, r := range p.Refunds {
 		if old, ok := before[r.ID]; ok && old == r {
 			continue
@@ -238,6 +238,12 @@ func queueSave(b *pgx.Batch, p *paygate.Payment, before map[string]paygate.Refun
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			h.PaymentID, h.PaymentIntentID, h.EventType, h.FromStatus, h.ToStatus, h.Amount, h.Currency,
 			h.StripeEventID, h.Source, string(data), h.CreatedAt)
+		if c := h.Callback; c != nil {
+			b.Queue(`INSERT INTO paygate_callbacks (id, payment_id, webhook_event_id, sequence, event_type, action, url, payload,
+				status, next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+				c.ID, c.PaymentID, c.WebhookEventID, c.Sequence, c.EventType, c.Action, c.URL, string(c.Payload),
+				c.Status, c.NextAttemptAt, c.CreatedAt, c.UpdatedAt)
+		}
 	}
 }
 

@@ -123,7 +123,8 @@ func sameRow(a, b *paygate.Payment) bool {
 	return a.Status == b.Status && a.AmountRefunded == b.AmountRefunded && a.StripeAmountRefunded == b.StripeAmountRefunded &&
 		a.PaymentURL == b.PaymentURL && a.PriceID == b.PriceID && a.PaymentLinkID == b.PaymentLinkID &&
 		a.CheckoutSessionID == b.CheckoutSessionID && a.PaymentIntentID == b.PaymentIntentID && a.ChargeID == b.ChargeID &&
-		a.Livemode == b.Livemode && a.UpdatedAt.Equal(b.UpdatedAt) && a.CustomerEmail == b.CustomerEmail
+		a.Livemode == b.Livemode && a.UpdatedAt.Equal(b.UpdatedAt) && a.CustomerEmail == b.CustomerEmail &&
+		a.CallbackSeq == b.CallbackSeq
 }
 
 func refundsChanged(before map[string]paygate.Refund, p *paygate.Payment) bool {

@@ -1,0 +1,217 @@
+package paygate
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"regexp"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+)
+
+// CallbackStatus is the state of a queued callback.
+type CallbackStatus string
+
+// The callback statuses.
+const (
+	CallbackPending   CallbackStatus = "pending"   // waiting for its next attempt (or being sent)
+	CallbackSucceeded CallbackStatus = "succeeded" // the merchant answered 2xx
+	CallbackFailed    CallbackStatus = "failed"    // 410 Gone, or the schedule ran out
+)
+
+// Callback is one message to the merchant's system, queued in the outbox in
+// the same transaction as the payment change it reports.
+type Callback struct {
+	// ID is the callback's id (cb_…); it is also the webhook-id header of
+	// every attempt, so receivers can deduplicate.
+	ID             string          `json:"id"`
+	PaymentID      string          `json:"paymentId"`
+	WebhookEventID string          `json:"webhookEventId"` // Stripe's evt_ id
+	Sequence       int64           `json:"sequence"`       // per payment, strictly increasing
+	EventType      string          `json:"eventType"`
+	Action         string          `json:"action"`
+	URL            string          `json:"url"`
+	Payload        json.RawMessage `json:"payload"` // the exact body sent on every attempt
+	Status         CallbackStatus  `json:"status"`
+	Attempts       int             `json:"attempts"`
+	NextAttemptAt  time.Time       `json:"nextAttemptAt"`
+	LastError      string          `json:"lastError"`
+	CreatedAt      time.Time       `json:"createdAt"`
+	UpdatedAt      time.Time       `json:"updatedAt"`
+	DeliveredAt    *time.Time      `json:"deliveredAt"`
+
+	// LeaseToken identifies the worker holding the callback; the outcome
+	// of an attempt is recorded only under the same token.
+	LeaseToken string `json:"-"`
+}
+
+// CallbackAttempt is one delivery attempt: a callback log row (API.md §4).
+type CallbackAttempt struct {
+	ID             string `json:"id"`
+	CallbackID     string `json:"callbackId"`
+	WebhookEventID string `json:"webhookEventId"`
+	PaymentID      string `json:"paymentId"`
+	URL            string `json:"url"`
+	Attempt        int    `json:"attempt"`
+	Success        bool   `json:"success"`
+	StatusCode     int    `json:"statusCode"` // 0 when no response
+	Error          string `json:"error"`
+	// ErrorClass is "", "timeout", "connect", "dns", "tls", "redirect" or "http".
+	ErrorClass   string    `json:"errorClass"`
+	DurationMs   int64     `json:"durationMs"`
+	ResponseBody string    `json:"responseBody"` // first 1 KiB
+	CreatedAt    time.Time `json:"createdAt"`
+}
+
+// CallbackFilter selects callback log rows.
+type CallbackFilter struct {
+	Success        *bool
+	WebhookEventID string
+	PaymentID      string
+	PageParams
+}
+
+// callbackStore is the part of Store for callbacks' read side and control.
+type callbackStore interface {
+	// ListCallbackAttempts returns one page of callback log rows, newest first.
+	ListCallbackAttempts(ctx context.Context, f CallbackFilter) (*Page[CallbackAttempt], error)
+	// RetryCallback makes a callback due at now again (whatever its status),
+	// keeping its id. It returns ErrNotFound for an unknown id.
+	RetryCallback(ctx context.Context, id string, now time.Time) (*Callback, error)
+	// CallbackQueueDepth counts callbacks still pending.
+	CallbackQueueDepth(ctx context.Context) (int64, error)
+}
+
+// Callback actions and their messages (API.md §4).
+var callbackActions = map[HistoryType]struct{ action, message string }{
+	HistoryPaymentSucceeded:  {"payment_succeeded", "Payment succeeded"},
+	HistoryPaymentFailed:     {"payment_failed", "Payment failed"},
+	HistoryPaymentProcessing: {"payment_processing", "Payment processing"},
+	HistoryPaymentCanceled:   {"payment_canceled", "Payment canceled"},
+	HistoryCheckoutCompleted: {"checkout_completed", "Checkout session completed"},
+	HistoryCheckoutExpired:   {"checkout_expired", "Checkout session expired"},
+	HistoryRefundCreated:     {"refund_created", "Refund created"},
+	HistoryRefundUpdated:     {"refund_updated", "Refund updated"},
+	HistoryRefundFailed:      {"refund_updated", "Refund failed"},
+	HistoryDisputeCreated:    {"dispute_created", "Dispute created"},
+}
+
+// callbackPayload is the body sent to the merchant: the guide's shape plus
+// paymentId, sequence and timestamp.
+type callbackPayload struct {
+	EventID   string       `json:"eventId"`
+	EventType string       `json:"eventType"`
+	Action    string       `json:"action"`
+	Message   string       `json:"message"`
+	Data      callbackData `json:"data"`
+	PaymentID string       `json:"paymentId"`
+	Sequence  int64        `json:"sequence"`
+	Timestamp string       `json:"timestamp"`
+}
+
+// callbackData always has paymentId, paymentIntentId, amount, currency,
+// status and metadata; checkout events add sessionId, amountTotal and
+// paymentStatus; refund events add amountRefunded, refundId and refundStatus.
+type callbackData struct {
+	PaymentID       string            `json:"paymentId"`
+	SessionID       *string           `json:"sessionId,omitempty"`
+	PaymentIntentID string            `json:"paymentIntentId"`
+	Amount          int64             `json:"amount"`
+	AmountTotal     *int64            `json:"amountTotal,omitempty"`
+	AmountRefunded  *int64            `json:"amountRefunded,omitempty"`
+	Currency        string            `json:"currency"`
+	Status          Status            `json:"status"`
+	PaymentStatus   *string           `json:"paymentStatus,omitempty"`
+	RefundID        *string           `json:"refundId,omitempty"`
+	RefundStatus    *string           `json:"refundStatus,omitempty"`
+	Metadata        map[string]string `json:"metadata"`
+}
+
+// queueCallbacks gives every history entry of a webhook event a callback:
+// one per change, with the payment's next sequence number.
+func (g *Gateway) queueCallbacks(p *Payment, eventID, eventType string, o *stripeObject, hist []HistoryEntry, now time.Time) {
+	if g.cfg.CallbackURL == "" {
+		return
+	}
+	for i := range hist {
+		h := &hist[i]
+		act, ok := callbackActions[h.EventType]
+		if !ok {
+			continue
+		}
+		p.CallbackSeq++
+		d := callbackData{
+			PaymentID: p.ID, PaymentIntentID: p.PaymentIntentID, Amount: p.Amount,
+			Currency: p.Currency, Status: h.ToStatus, Metadata: p.Metadata,
+		}
+		if d.Metadata == nil {
+			d.Metadata = map[string]string{}
+		}
+		if o.Object == "checkout.session" {
+			d.SessionID, d.AmountTotal, d.PaymentStatus = &o.ID, &o.AmountTotal, &o.PaymentStatus
+		}
+		switch h.EventType {
+		case HistoryRefundCreated, HistoryRefundUpdated, HistoryRefundFailed:
+			refunded := p.AmountRefunded
+			d.AmountRefunded = &refunded
+			var rd struct {
+				RefundID     string `json:"refundId"`
+				RefundStatus string `json:"refundStatus"`
+			}
+			_ = json.Unmarshal(h.Data, &rd)
+			if rd.RefundID == "" && o.Object == "refund" {
+				rd.RefundID = o.ID
+			}
+			if rd.RefundStatus == "" && o.Object == "refund" {
+				rd.RefundStatus = string(refundStatus(stripe.RefundStatus(o.Status)))
+			}
+			d.RefundID, d.RefundStatus = &rd.RefundID, &rd.RefundStatus
+		}
+		id := newID("cb")
+		body, _ := json.Marshal(callbackPayload{
+			EventID: eventID, EventType: eventType, Action: act.action, Message: act.message, Data: d,
+			PaymentID: p.ID, Sequence: p.CallbackSeq, Timestamp: now.Format(time.RFC3339),
+		})
+		h.Callback = &Callback{
+			ID: id, PaymentID: p.ID, WebhookEventID: eventID, Sequence: p.CallbackSeq, EventType: eventType,
+			Action: act.action, URL: g.cfg.CallbackURL, Payload: body, Status: CallbackPending,
+			NextAttemptAt: now, CreatedAt: now, UpdatedAt: now,
+		}
+	}
+}
+
+var callbackIDPattern = regexp.MustCompile(`^cb_[0-9a-z]{1,64}$`)
+
+// ListCallbacks returns one page of callback log rows (one per attempt),
+// newest first.
+func (g *Gateway) ListCallbacks(ctx context.Context, f CallbackFilter) (*Page[CallbackAttempt], error) {
+	if f.WebhookEventID != "" && !eventIDPattern.MatchString(f.WebhookEventID) {
+		return nil, invalidParam("webhookEventId", "webhookEventId must be a Stripe event id (evt_…)")
+	}
+	if f.PaymentID != "" && !paymentIDPattern.MatchString(f.PaymentID) {
+		return nil, invalidParam("paymentId", "paymentId must be a payment id (pay_…)")
+	}
+	if err := checkPage(&f.PageParams); err != nil {
+		return nil, err
+	}
+	return g.store.ListCallbackAttempts(ctx, f)
+}
+
+// RetryCallback queues a callback (by its callbackId) to be sent again now,
+// with the same webhook-id, whatever became of it before.
+func (g *Gateway) RetryCallback(ctx context.Context, id string) (*Callback, error) {
+	if !callbackIDPattern.MatchString(id) {
+		return nil, invalidParam("id", "id must be a callback id (cb_…)")
+	}
+	return g.store.RetryCallback(ctx, id, g.now())
+}
+
+// callbackHost is the scheme and host of the callback URL, for display.
+func callbackHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || raw == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}

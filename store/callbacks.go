@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	sq "github.com/Masterminds/squirrel"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/numedapp/paygate"
+)
+
+const callbackColumns = `id, payment_id, webhook_event_id, sequence, event_type, action, url, payload, status, attempts,
+	next_attempt_at, coalesce(lease_token, ''), last_error, created_at, updated_at, delivered_at`
+
+func scanCallback(row pgx.Row) (*paygate.Callback, error) {
+	var c paygate.Callback
+	var payload []byte
+	err := row.Scan(&c.ID, &c.PaymentID, &c.WebhookEventID, &c.Sequence, &c.EventType, &c.Action, &c.URL, &payload, &c.Status,
+		&c.Attempts, &c.NextAttemptAt, &c.LeaseToken, &c.LastError, &c.CreatedAt, &c.UpdatedAt, &c.DeliveredAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("callback: %w", paygate.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.Payload = payload
+	c.NextAttemptAt, c.CreatedAt, c.UpdatedAt = c.NextAttemptAt.UTC(), c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+	if c.DeliveredAt != nil {
+		t := c.DeliveredAt.UTC()
+		c.DeliveredAt = &t
+	}
+	return &c, nil
+}
+
+// ClaimCallbacks leases up to limit due callbacks (pending, next attempt at
+// or before now, no live lease) to the caller until now+lease, counting the
+// attempt it is about to make. Concurrent claimers skip each other's rows
+// (FOR UPDATE SKIP LOCKED); a lease that expires makes its callback due again.
+func (s *Store) ClaimCallbacks(ctx context.Context, limit int, lease time.Duration, now time.Time) ([]paygate.Callback, error) {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	token := hex.EncodeToString(b[:])
+	rows, err := s.pool.Query(ctx, `UPDATE paygate_callbacks c SET lease_token = $1, lease_expires_at = $2,
+			attempts = c.attempts + 1, updated_at = $3
+		FROM (SELECT id FROM paygate_callbacks
+			WHERE status = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at <= $3)
+			ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) due
+		WHERE c.id = due.id
+		RETURNING c.id, c.payment_id, c.webhook_event_id, c.sequence, c.event_type, c.action, c.url, c.payload, c.status,
+			c.attempts, c.next_attempt_at, coalesce(c.lease_token, ''), c.last_error, c.created_at, c.updated_at, c.delivered_at`,
+		token, now.Add(lease), now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: claim callbacks: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (paygate.Callback, error) {
+		c, err := scanCallback(r)
+		if err != nil {
+			return paygate.Callback{}, err
+		}
+		return *c, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: claim callbacks: %w", err)
+	}
+	return out, nil
+}
+
+// RecordCallbackAttempt logs an attempt and, if c's lease token still holds
+// the callback, stores c's new state (status, next attempt, last error,
+// delivery time) and releases the lease. It reports whether the state was
+// stored: false means another worker holds the callback now, and this late
+// result changed nothing but the log.
+func (s *Store) RecordCallbackAttempt(ctx context.Context, c *paygate.Callback, a paygate.CallbackAttempt) (bool, error) {
+	var applied bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE paygate_callbacks SET status = $3, next_attempt_at = $4, last_error = $5, delivered_at = $6,
+			lease_token = NULL, lease_expires_at = NULL, updated_at = $7 WHERE id = $1 AND lease_token = $2`,
+			c.ID, c.LeaseToken, c.Status, c.NextAttemptAt, c.LastError, c.DeliveredAt, a.CreatedAt)
+		b.Queue(`INSERT INTO paygate_callback_attempts (callback_id, webhook_event_id, payment_id, url, attempt, success,
+			status_code, error, error_class, duration_ms, response_body, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			c.ID, c.WebhookEventID, c.PaymentID, a.URL, a.Attempt, a.Success, a.StatusCode, a.Error, a.ErrorClass,
+			a.DurationMs, a.ResponseBody, a.CreatedAt)
+		br := tx.SendBatch(ctx, b)
+		tag, err := br.Exec()
+		applied = err == nil && tag.RowsAffected() == 1
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: record callback attempt: %w", err)
+	}
+	return applied, nil
+}
+
+// GetCallback returns one callback.
+func (s *Store) GetCallback(ctx context.Context, id string) (*paygate.Callback, error) {
+	return scanCallback(s.pool.QueryRow(ctx, `SELECT `+callbackColumns+` FROM paygate_callbacks WHERE id = $1`, id))
+}
+
+// RetryCallback implements paygate.Store.
+func (s *Store) RetryCallback(ctx context.Context, id string, now time.Time) (*paygate.Callback, error) {
+	return scanCallback(s.pool.QueryRow(ctx, `UPDATE paygate_callbacks SET status = 'pending', next_attempt_at = $2,
+		lease_token = NULL, lease_expires_at = NULL, updated_at = $2 WHERE id = $1 RETURNING `+callbackColumns, id, now))
+}
+
+// CallbackQueueDepth implements paygate.Store.
+func (s *Store) CallbackQueueDepth(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM paygate_callbacks WHERE status = 'pending'`).Scan(&n)
+	return n, err
+}
+
+// ListCallbackAttempts implements paygate.Store.
+func (s *Store) ListCallbackAttempts(ctx context.Context, f paygate.CallbackFilter) (*paygate.Page[paygate.CallbackAttempt], error) {
+	where := sq.And{}
+	if f.Success != nil {
+		where = append(where, sq.Eq{"success": *f.Success})
+	}
+	if f.WebhookEventID != "" {
+		where = append(where, sq.Eq{"webhook_event_id": f.WebhookEventID})
+	}
+	if f.PaymentID != "" {
+		where = append(where, sq.Eq{"payment_id": f.PaymentID})
+	}
+	total, err := count(ctx, s.pool, "paygate_callback_attempts", where)
+	if err != nil {
+		return nil, err
+	}
+	q := psql.Select(`id, callback_id, webhook_event_id, payment_id, url, attempt, success, status_code, error, error_class,
+		duration_ms, response_body, created_at`).From("paygate_callback_attempts").Where(where).OrderBy("id DESC").Limit(uint64(f.Limit + 1))
+	if f.Cursor != "" {
+		id, err := decodeIDCursor(f.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		q = q.Where(sq.Lt{"id": id})
+	} else {
+		q = q.Offset(uint64(f.Offset))
+	}
+	sql, args, err := q.ToSql()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list callback attempts: %w", err)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (paygate.CallbackAttempt, error) {
+		var a paygate.CallbackAttempt
+		var id int64
+		err := r.Scan(&id, &a.CallbackID, &a.WebhookEventID, &a.PaymentID, &a.URL, &a.Attempt, &a.Success, &a.StatusCode,
+			&a.Error, &a.ErrorClass, &a.DurationMs, &a.ResponseBody, &a.CreatedAt)
+		a.ID, a.CreatedAt = strconv.FormatInt(id, 10), a.CreatedAt.UTC()
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: list callback attempts: %w", err)
+	}
+	page := &paygate.Page[paygate.CallbackAttempt]{Items: items, Total: total, Limit: f.Limit, Offset: f.Offset}
+	if page.Items == nil {
+		page.Items = []paygate.CallbackAttempt{}
+	}
+	if len(items) > f.Limit {
+		page.Items = items[:f.Limit]
+		c := encodeIDCursor(page.Items[f.Limit-1].ID)
+		page.NextCursor = &c
+	}
+	return page, nil
+}
