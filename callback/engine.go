@@ -1,0 +1,357 @@
+package callback
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/numedapp/paygate"
+)
+
+// DefaultSchedule is the delay before each retry (API.md §4): the first
+// attempt is immediate, the last of the 14 comes about 3.5 days later.
+var DefaultSchedule = []time.Duration{
+	0, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute, 30 * time.Minute,
+	time.Hour, 2 * time.Hour, 4 * time.Hour, 8 * time.Hour, 12 * time.Hour, 24 * time.Hour, 24 * time.Hour, 24 * time.Hour,
+}
+
+// Queue is the outbox the Engine works from; store.Store implements it.
+type Queue interface {
+	// ClaimCallbacks leases up to limit due callbacks until now+lease and
+	// counts the attempt about to be made.
+	ClaimCallbacks(ctx context.Context, limit int, lease time.Duration, now time.Time) ([]paygate.Callback, error)
+	// RecordCallbackAttempt logs the attempt and stores c's new state only
+	// if c.LeaseToken still holds the callback; it reports whether it did.
+	RecordCallbackAttempt(ctx context.Context, c *paygate.Callback, a paygate.CallbackAttempt) (bool, error)
+}
+
+// Config configures an Engine. Zero fields take the defaults named.
+type Config struct {
+	// Queue is the outbox (required): store.New(pool).
+	Queue Queue
+	// Secrets sign every callback (whsec_…; several during a rotation).
+	// Required: an empty or short secret is an error.
+	Secrets []string
+	// Timeout bounds one attempt; a 2xx must arrive within it. Default 15 s.
+	Timeout time.Duration
+	// Schedule is the delay before each attempt after the first; its length
+	// is the number of attempts. Default DefaultSchedule (14 attempts).
+	Schedule []time.Duration
+	// Jitter adds a random 0…Jitter fraction to each delay, never less.
+	// Default 0.2; a negative value disables it.
+	Jitter float64
+	// MaxRetryAfter caps how far a Retry-After header can push the next
+	// attempt. Default 24 h.
+	MaxRetryAfter time.Duration
+	// Workers is how many callbacks are sent at once. Default 4.
+	Workers int
+	// PollInterval is how often an idle worker looks for due callbacks.
+	// Default 1 s.
+	PollInterval time.Duration
+	// Lease is how long a claimed callback belongs to its worker. Default
+	// Timeout + 30 s; it must exceed Timeout.
+	Lease time.Duration
+	// HTTPClient sends the callbacks. Default: a client that never follows
+	// redirects. If set, its CheckRedirect is replaced so that redirects are
+	// never followed.
+	HTTPClient *http.Client
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives one line per failed attempt. Default slog.Default().
+	Logger *slog.Logger
+	// OnAttempt, if set, is called after every attempt (metrics).
+	OnAttempt func(a paygate.CallbackAttempt)
+}
+
+// Engine delivers queued callbacks. Several engines (in one process or in
+// several replicas) can share one database: each callback is leased to one
+// worker at a time.
+type Engine struct {
+	cfg    Config
+	signer *Signer
+	client *http.Client
+	log    *slog.Logger
+	wake   chan struct{}
+}
+
+// New validates cfg and returns an Engine.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Queue == nil {
+		return nil, errors.New("callback: Config.Queue is required")
+	}
+	signer, err := NewSigner(cfg.Secrets...)
+	if err != nil {
+		return nil, fmt.Errorf("callback: Config.Secrets: %w", err)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 15 * time.Second
+	}
+	if len(cfg.Schedule) == 0 {
+		cfg.Schedule = DefaultSchedule
+	}
+	if cfg.Jitter == 0 {
+		cfg.Jitter = 0.2
+	} else if cfg.Jitter < 0 {
+		cfg.Jitter = 0
+	}
+	if cfg.MaxRetryAfter <= 0 {
+		cfg.MaxRetryAfter = 24 * time.Hour
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = cfg.Timeout + 30*time.Second
+	}
+	if cfg.Lease <= cfg.Timeout {
+		return nil, errors.New("callback: Config.Lease must exceed Config.Timeout")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	client := &http.Client{}
+	if cfg.HTTPClient != nil {
+		c := *cfg.HTTPClient
+		client = &c
+	}
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Engine{cfg: cfg, signer: signer, client: client, log: cfg.Logger, wake: make(chan struct{}, 1)}, nil
+}
+
+// Wake makes idle workers look for due callbacks now (a hint; polling is
+// the guarantee).
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers callbacks until ctx is canceled, then lets attempts in
+// flight finish (each bounded by Timeout) and returns nil.
+func (e *Engine) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for i := 0; i < e.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.work(ctx)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (e *Engine) work(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		n, err := e.deliverDue(ctx, 1)
+		if err != nil && ctx.Err() == nil {
+			e.log.LogAttrs(ctx, slog.LevelError, "callback: claim failed", slog.String("error", err.Error()))
+		}
+		if n > 0 {
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		timer.Reset(e.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// DeliverDue claims up to limit due callbacks, sends them concurrently and
+// records the outcomes; it returns how many it attempted. Run calls it in a
+// loop; tests call it to step the engine under a controlled clock.
+func (e *Engine) DeliverDue(ctx context.Context, limit int) (int, error) {
+	return e.deliverDue(ctx, limit)
+}
+
+func (e *Engine) deliverDue(ctx context.Context, limit int) (int, error) {
+	if ctx.Err() != nil {
+		return 0, nil
+	}
+	cbs, err := e.cfg.Queue.ClaimCallbacks(ctx, limit, e.cfg.Lease, e.cfg.Now())
+	if err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	for i := range cbs {
+		wg.Add(1)
+		go func(c *paygate.Callback) {
+			defer wg.Done()
+			e.deliver(context.WithoutCancel(ctx), c)
+		}(&cbs[i])
+	}
+	wg.Wait()
+	return len(cbs), nil
+}
+
+// maxResponseBody is how much of the merchant's answer is kept in the log.
+const maxResponseBody = 1 << 10
+
+// deliver makes one attempt and records it.
+func (e *Engine) deliver(ctx context.Context, c *paygate.Callback) {
+	a := e.send(ctx, c)
+	now := e.cfg.Now()
+	a.CreatedAt = now
+	switch {
+	case a.Success:
+		c.Status, c.LastError, c.DeliveredAt = paygate.CallbackSucceeded, "", &now
+	case a.StatusCode == http.StatusGone:
+		c.Status, c.LastError = paygate.CallbackFailed, "410 Gone: the receiver asked for no more attempts"
+	case c.Attempts >= len(e.cfg.Schedule):
+		c.Status, c.LastError = paygate.CallbackFailed, a.Error
+	default:
+		c.Status, c.LastError = paygate.CallbackPending, a.Error
+		c.NextAttemptAt = now.Add(e.delay(c.Attempts, a.retryAfter))
+	}
+	applied, err := e.cfg.Queue.RecordCallbackAttempt(ctx, c, a.CallbackAttempt)
+	if err != nil {
+		e.log.LogAttrs(ctx, slog.LevelError, "callback: recording attempt failed", slog.String("callback_id", c.ID), slog.String("error", err.Error()))
+	} else if !applied {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "callback: lease lost before the result was recorded; result kept in the log only",
+			slog.String("callback_id", c.ID), slog.Int("attempt", c.Attempts))
+	}
+	if !a.Success {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "callback: attempt failed", slog.String("callback_id", c.ID),
+			slog.Int("attempt", c.Attempts), slog.Int("status", a.StatusCode), slog.String("error_class", a.ErrorClass),
+			slog.String("next_status", string(c.Status)))
+	}
+	if e.cfg.OnAttempt != nil {
+		e.cfg.OnAttempt(a.CallbackAttempt)
+	}
+}
+
+// delay is the wait after failed attempt n (1-based): the schedule's next
+// step plus up to Jitter of it, or the receiver's Retry-After if later.
+func (e *Engine) delay(n int, retryAfter time.Duration) time.Duration {
+	step := e.cfg.Schedule[n]
+	if e.cfg.Jitter > 0 && step > 0 {
+		step += time.Duration(rand.Float64() * e.cfg.Jitter * float64(step))
+	}
+	return max(step, min(retryAfter, e.cfg.MaxRetryAfter))
+}
+
+type attempt struct {
+	paygate.CallbackAttempt
+	retryAfter time.Duration
+}
+
+// send makes the HTTP request of one attempt.
+func (e *Engine) send(ctx context.Context, c *paygate.Callback) attempt {
+	a := attempt{CallbackAttempt: paygate.CallbackAttempt{CallbackID: c.ID, WebhookEventID: c.WebhookEventID, PaymentID: c.PaymentID, URL: c.URL, Attempt: c.Attempts}}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(c.Payload))
+	if err != nil {
+		a.Error, a.ErrorClass = "invalid callback URL", "connect"
+		return a
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "paygate-callbacks/1")
+	e.signer.Headers(req.Header, c.ID, e.cfg.Now(), c.Payload)
+	start := time.Now()
+	resp, err := e.client.Do(req)
+	if err != nil {
+		a.DurationMs = time.Since(start).Milliseconds()
+		a.ErrorClass, a.Error = classify(err)
+		return a
+	}
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
+	resp.Body.Close()
+	a.DurationMs = time.Since(start).Milliseconds()
+	a.StatusCode, a.ResponseBody = resp.StatusCode, printable(body)
+	switch {
+	case rerr != nil && errors.Is(rerr, context.DeadlineExceeded):
+		a.ErrorClass, a.Error = "timeout", "the response did not complete within the timeout"
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		a.Success = true
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		a.ErrorClass, a.Error = "redirect", fmt.Sprintf("HTTP %d: redirects are not followed", resp.StatusCode)
+	default:
+		a.ErrorClass, a.Error = "http", fmt.Sprintf("HTTP %d", resp.StatusCode)
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			a.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), e.cfg.Now())
+		}
+	}
+	return a
+}
+
+// classify names what went wrong with a request that got no response.
+func classify(err error) (class, msg string) {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	var tlsErr *tls.CertificateVerificationError
+	var recErr tls.RecordHeaderError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return "timeout", "no response within the timeout"
+	case errors.As(err, &dnsErr):
+		return "dns", "the callback host could not be resolved"
+	case errors.As(err, &tlsErr) || errors.As(err, &recErr):
+		return "tls", "TLS handshake with the callback host failed"
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return "connect", "could not connect to the callback host"
+	default:
+		return "connect", "the request failed before a response: " + errText(err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+// errText keeps an error short for the log.
+func errText(err error) string {
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// printable makes a response body storable as text: valid UTF-8 (a rune cut
+// at the 1 KiB limit is dropped), no NUL bytes.
+func printable(b []byte) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(string(b), ""), "\x00", "")
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

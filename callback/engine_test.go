@@ -1,0 +1,487 @@
+package callback_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/numedapp/paygate"
+	"github.com/numedapp/paygate/callback"
+	"github.com/numedapp/paygate/internal/testenv"
+	"github.com/numedapp/paygate/store"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+const testSecret = "whsec_c2VjcmV0LWtleS1mb3ItcGF5Z2F0ZS10ZXN0cy0xMjM0NTY="
+
+// clock is an injectable clock tests move by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// receiver is a merchant endpoint that verifies every callback with the
+// Standard Webhooks reference library and answers as told.
+type receiver struct {
+	*httptest.Server
+	mu         sync.Mutex
+	ids        map[string]int
+	bodies     []string
+	badSigs    int
+	timestamps []string
+	answer     func(n int, w http.ResponseWriter)
+	calls      atomic.Int64
+}
+
+func newReceiver(t testing.TB, answer func(n int, w http.ResponseWriter)) *receiver {
+	rc := &receiver{ids: map[string]int{}, answer: answer}
+	wh, err := standardwebhooks.NewWebhook(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		n := int(rc.calls.Add(1))
+		rc.mu.Lock()
+		// The engine signs with its (injected) clock: check the signature
+		// here, the timestamp in the tests that control the clock.
+		if err := wh.VerifyIgnoringTimestamp(body, r.Header); err != nil {
+			rc.badSigs++
+		}
+		rc.ids[r.Header.Get("webhook-id")]++
+		rc.timestamps = append(rc.timestamps, r.Header.Get("webhook-timestamp"))
+		rc.bodies = append(rc.bodies, string(body))
+		rc.mu.Unlock()
+		if rc.answer != nil {
+			rc.answer(n, w)
+		}
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+func (rc *receiver) count(id string) int { rc.mu.Lock(); defer rc.mu.Unlock(); return rc.ids[id] }
+
+type fixture struct {
+	t     testing.TB
+	pool  *pgxpool.Pool
+	store *store.Store
+	clock *clock
+}
+
+func newFixture(t testing.TB) *fixture {
+	pool := testenv.NewPool(t)
+	return &fixture{t: t, pool: pool, store: store.New(pool), clock: newClock()}
+}
+
+// seed queues n callbacks to url, due now, and returns their ids.
+func (f *fixture) seed(url string, n int) []string {
+	f.t.Helper()
+	ctx := context.Background()
+	now := f.clock.Now()
+	var pid string
+	if err := f.pool.QueryRow(ctx, `INSERT INTO paygate_payments (id, method, status, amount, currency, created_at, updated_at)
+		VALUES ('pay_seed' || (random() * 1e9)::bigint, 'intent', 'succeeded', 1000, 'usd', $1, $1) RETURNING id`, now).Scan(&pid); err != nil {
+		f.t.Fatal(err)
+	}
+	rows, err := f.pool.Query(ctx, `INSERT INTO paygate_callbacks (id, payment_id, webhook_event_id, sequence, event_type, action, url,
+			payload, status, next_attempt_at, created_at, updated_at)
+		SELECT 'cb_' || substr($1, 5) || 'x' || g, $1, 'evt_seed' || g, g, 'payment_intent.succeeded', 'payment_succeeded', $2,
+			json_build_object('n', g), 'pending', $3, $3, $3
+		FROM generate_series(1, $4) g RETURNING id`, pid, url, now, n)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		_ = rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	if rows.Err() != nil || len(ids) != n {
+		f.t.Fatalf("seeded %d of %d: %v", len(ids), n, rows.Err())
+	}
+	return ids
+}
+
+func (f *fixture) engine(mut ...func(*callback.Config)) *callback.Engine {
+	f.t.Helper()
+	cfg := callback.Config{Queue: f.store, Secrets: []string{testSecret}, Now: f.clock.Now, Timeout: 2 * time.Second,
+		PollInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, m := range mut {
+		m(&cfg)
+	}
+	e, err := callback.New(cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return e
+}
+
+func (f *fixture) callback(id string) *paygate.Callback {
+	f.t.Helper()
+	c, err := f.store.GetCallback(context.Background(), id)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return c
+}
+
+func (f *fixture) attempts(id string) []paygate.CallbackAttempt {
+	f.t.Helper()
+	var out []paygate.CallbackAttempt
+	pg, err := f.store.ListCallbackAttempts(context.Background(), paygate.CallbackFilter{PageParams: paygate.PageParams{Limit: 100}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for i := len(pg.Items) - 1; i >= 0; i-- {
+		if pg.Items[i].CallbackID == id {
+			out = append(out, pg.Items[i])
+		}
+	}
+	return out
+}
+
+func step(t *testing.T, e *callback.Engine, want int) {
+	t.Helper()
+	n, err := e.DeliverDue(context.Background(), 100)
+	if err != nil || n != want {
+		t.Fatalf("DeliverDue = %d, %v; want %d", n, err, want)
+	}
+}
+
+func TestFirstTrySuccess(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	rc := newReceiver(t, nil)
+	id := f.seed(rc.URL, 1)[0]
+	step(t, f.engine(), 1)
+	c := f.callback(id)
+	if c.Status != paygate.CallbackSucceeded || c.Attempts != 1 || c.DeliveredAt == nil || c.LeaseToken != "" {
+		t.Fatalf("callback = %+v", c)
+	}
+	a := f.attempts(id)
+	if len(a) != 1 || !a[0].Success || a[0].StatusCode != 200 || a[0].Attempt != 1 || a[0].URL != rc.URL {
+		t.Fatalf("attempts = %+v", a)
+	}
+	if rc.count(id) != 1 || rc.badSigs != 0 {
+		t.Fatalf("receiver: %d deliveries of %s, %d bad signatures", rc.count(id), id, rc.badSigs)
+	}
+	if want := fmt.Sprint(f.clock.Now().Unix()); rc.timestamps[0] != want {
+		t.Fatalf("webhook-timestamp %s, want the engine clock's %s", rc.timestamps[0], want)
+	}
+}
+
+func TestRetryThenSuccessAtScheduledTime(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	rc := newReceiver(t, func(n int, w http.ResponseWriter) {
+		if n == 1 {
+			w.WriteHeader(500)
+			io.WriteString(w, "temporarily broken")
+		}
+	})
+	id := f.seed(rc.URL, 1)[0]
+	e := f.engine()
+	start := f.clock.Now()
+	step(t, e, 1)
+	c := f.callback(id)
+	if c.Status != paygate.CallbackPending || c.NextAttemptAt.Before(start.Add(5*time.Second)) || c.NextAttemptAt.After(start.Add(6*time.Second)) {
+		t.Fatalf("after 500: %+v (next %v after start)", c, c.NextAttemptAt.Sub(start))
+	}
+	f.clock.Set(c.NextAttemptAt.Add(-time.Millisecond))
+	step(t, e, 0) // not due yet
+	f.clock.Set(c.NextAttemptAt)
+	step(t, e, 1)
+	a := f.attempts(id)
+	if len(a) != 2 || a[0].Success || a[0].StatusCode != 500 || a[0].ErrorClass != "http" || a[0].ResponseBody != "temporarily broken" ||
+		!a[1].Success || !a[1].CreatedAt.Equal(c.NextAttemptAt) {
+		t.Fatalf("attempts = %+v", a)
+	}
+	if rc.count(id) != 2 {
+		t.Fatalf("webhook-id seen %d times", rc.count(id))
+	}
+}
+
+func TestFailureClasses(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	slow := newReceiver(t, func(int, http.ResponseWriter) { time.Sleep(700 * time.Millisecond) })
+	gone := newReceiver(t, func(_ int, w http.ResponseWriter) { w.WriteHeader(http.StatusGone) })
+	target := newReceiver(t, nil)
+	moved := newReceiver(t, func(_ int, w http.ResponseWriter) {
+		w.Header().Set("Location", target.URL)
+		w.WriteHeader(http.StatusMovedPermanently)
+	})
+	limited := newReceiver(t, func(_ int, w http.ResponseWriter) {
+		w.Header().Set("Retry-After", "120")
+		w.WriteHeader(http.StatusTooManyRequests)
+	})
+	big := newReceiver(t, func(_ int, w http.ResponseWriter) {
+		w.WriteHeader(500)
+		io.WriteString(w, strings.Repeat("x", 5000))
+	})
+	binary := newReceiver(t, func(_ int, w http.ResponseWriter) {
+		w.WriteHeader(500)
+		w.Write([]byte("a\x00b\xff\xfec"))
+	})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	refused := "http://" + ln.Addr().String()
+	ln.Close()
+
+	e := f.engine(func(c *callback.Config) { c.Timeout = 200 * time.Millisecond })
+	ids := map[string]string{
+		"timeout":  f.seed(slow.URL, 1)[0],
+		"gone":     f.seed(gone.URL, 1)[0],
+		"redirect": f.seed(moved.URL, 1)[0],
+		"limited":  f.seed(limited.URL, 1)[0],
+		"refused":  f.seed(refused, 1)[0],
+		"big":      f.seed(big.URL, 1)[0],
+		"binary":   f.seed(binary.URL, 1)[0],
+	}
+	now := f.clock.Now()
+	step(t, e, 7)
+
+	check := func(name string, status paygate.CallbackStatus, class string, code int) paygate.CallbackAttempt {
+		t.Helper()
+		c := f.callback(ids[name])
+		a := f.attempts(ids[name])
+		if c.Status != status || len(a) != 1 || a[0].Success || a[0].ErrorClass != class || a[0].StatusCode != code {
+			t.Fatalf("%s: callback %+v attempts %+v", name, c, a)
+		}
+		return a[0]
+	}
+	check("timeout", paygate.CallbackPending, "timeout", 0)
+	check("gone", paygate.CallbackFailed, "http", 410)
+	check("redirect", paygate.CallbackPending, "redirect", 301)
+	check("refused", paygate.CallbackPending, "connect", 0)
+	check("limited", paygate.CallbackPending, "http", 429)
+	if a := check("big", paygate.CallbackPending, "http", 500); len(a.ResponseBody) != 1024 {
+		t.Fatalf("response body kept %d bytes, want 1024", len(a.ResponseBody))
+	}
+	if a := check("binary", paygate.CallbackPending, "http", 500); a.ResponseBody != "abc" {
+		t.Fatalf("binary response body stored as %q", a.ResponseBody)
+	}
+	if target.calls.Load() != 0 {
+		t.Fatal("a redirect was followed")
+	}
+	if next := f.callback(ids["limited"]).NextAttemptAt; next.Before(now.Add(120 * time.Second)) {
+		t.Fatalf("Retry-After 120 not honoured: next attempt %v after", next.Sub(now))
+	}
+	// 410 is final: nothing is due for it, ever.
+	f.clock.Advance(100 * 24 * time.Hour)
+	if _, err := e.DeliverDue(context.Background(), 100); err != nil {
+		t.Fatal(err)
+	}
+	if gone.calls.Load() != 1 {
+		t.Fatalf("410 receiver called %d times", gone.calls.Load())
+	}
+}
+
+// The whole schedule, walked with the clock: 14 attempts, each at its step
+// plus at most 20 %, then failed.
+func TestWholeSchedule(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	rc := newReceiver(t, func(_ int, w http.ResponseWriter) { w.WriteHeader(503) })
+	id := f.seed(rc.URL, 1)[0]
+	e := f.engine()
+	last := f.clock.Now()
+	for n := 1; n <= 14; n++ {
+		step(t, e, 1)
+		c := f.callback(id)
+		if n == 14 {
+			if c.Status != paygate.CallbackFailed || c.Attempts != 14 {
+				t.Fatalf("after the last attempt: %+v", c)
+			}
+			break
+		}
+		want := callback.DefaultSchedule[n]
+		got := c.NextAttemptAt.Sub(last)
+		if got < want || got > want+want/5 {
+			t.Fatalf("attempt %d: next in %v, want %v to %v", n, got, want, want+want/5)
+		}
+		f.clock.Set(c.NextAttemptAt)
+		last = c.NextAttemptAt
+	}
+	f.clock.Advance(365 * 24 * time.Hour)
+	step(t, e, 0)
+	if n := len(f.attempts(id)); n != 14 || rc.count(id) != 14 {
+		t.Fatalf("%d attempts logged, %d received", n, rc.count(id))
+	}
+}
+
+// A worker that stopped mid-send (its lease expires): the callback is sent
+// again, with the same webhook-id; and that worker's late result cannot
+// overwrite the newer one.
+func TestLeaseExpiryAndFence(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	rc := newReceiver(t, nil)
+	id := f.seed(rc.URL, 1)[0]
+	ctx := context.Background()
+
+	stale, err := f.store.ClaimCallbacks(ctx, 10, time.Minute, f.clock.Now()) // the worker that dies
+	if err != nil || len(stale) != 1 {
+		t.Fatalf("claim: %v %v", stale, err)
+	}
+	e := f.engine()
+	step(t, e, 0) // leased: not due
+	f.clock.Advance(61 * time.Second)
+	step(t, e, 1)
+	c := f.callback(id)
+	if c.Status != paygate.CallbackSucceeded || c.Attempts != 2 || rc.count(id) != 1 {
+		t.Fatalf("redelivery: %+v, received %d", c, rc.count(id))
+	}
+
+	late := stale[0]
+	late.Status, late.LastError = paygate.CallbackFailed, "late failure"
+	applied, err := f.store.RecordCallbackAttempt(ctx, &late, paygate.CallbackAttempt{URL: rc.URL, Attempt: 1, Error: "late", ErrorClass: "timeout", CreatedAt: f.clock.Now()})
+	if err != nil || applied {
+		t.Fatalf("stale record: applied %v, %v", applied, err)
+	}
+	if c := f.callback(id); c.Status != paygate.CallbackSucceeded || c.LastError != "" {
+		t.Fatalf("the fence let a stale result through: %+v", c)
+	}
+	if n := len(f.attempts(id)); n != 2 {
+		t.Fatalf("%d attempt rows; the stale attempt is still logged", n)
+	}
+}
+
+// Two engines on one database deliver 1,000 callbacks, each exactly once.
+func TestTwoEnginesExactlyOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	rc := newReceiver(t, nil)
+	ids := f.seed(rc.URL, 1000)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		e := f.engine(func(c *callback.Config) { c.Now = time.Now; c.Workers = 4 })
+		f.clock.Set(time.Now())
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = e.Run(ctx) }()
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		n, err := f.store.CallbackQueueDepth(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callbacks still pending", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.ids) != 1000 || rc.badSigs != 0 {
+		t.Fatalf("%d distinct ids, %d bad signatures", len(rc.ids), rc.badSigs)
+	}
+	for _, id := range ids {
+		if rc.ids[id] != 1 {
+			t.Fatalf("%s delivered %d times", id, rc.ids[id])
+		}
+	}
+}
+
+// Pending callbacks survive a restart: a new engine resumes them.
+func TestRestartResumes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var healthy atomic.Bool
+	rc := newReceiver(t, func(_ int, w http.ResponseWriter) {
+		if !healthy.Load() {
+			w.WriteHeader(502)
+		}
+	})
+	ids := f.seed(rc.URL, 5)
+	first := f.engine()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- first.Run(ctx) }()
+	for len(f.attempts(ids[4])) == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	healthy.Store(true)
+	f.clock.Advance(10 * time.Second)
+	second := f.engine()
+	step(t, second, 5)
+	for _, id := range ids {
+		if c := f.callback(id); c.Status != paygate.CallbackSucceeded || c.Attempts != 2 {
+			t.Fatalf("after restart: %+v", c)
+		}
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	t.Parallel()
+	for name, cfg := range map[string]callback.Config{
+		"no queue":      {Secrets: []string{testSecret}},
+		"no secret":     {Queue: &store.Store{}},
+		"short secret":  {Queue: &store.Store{}, Secrets: []string{"whsec_c2hvcnQ="}},
+		"lease<timeout": {Queue: &store.Store{}, Secrets: []string{testSecret}, Timeout: time.Minute, Lease: time.Second},
+	} {
+		if _, err := callback.New(cfg); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	_ = fmt.Sprint
+}
+
+// BenchmarkDeliver measures callbacks delivered per second to a local
+// receiver by one engine with 8 workers.
+func BenchmarkDeliver(b *testing.B) {
+	f := newFixture(b)
+	rc := newReceiver(b, nil)
+	f.seed(rc.URL, b.N)
+	e := f.engine(func(c *callback.Config) { c.Now = time.Now; c.Workers = 8 })
+	f.clock.Set(time.Now())
+	ctx, cancel := context.WithCancel(context.Background())
+	b.ResetTimer()
+	go e.Run(ctx)
+	for int(rc.calls.Load()) < b.N {
+		time.Sleep(time.Millisecond)
+	}
+	for {
+		n, _ := f.store.CallbackQueueDepth(context.Background())
+		if n == 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	cancel()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "callbacks/s")
+}
