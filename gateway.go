@@ -63,6 +63,10 @@ type Config struct {
 	// http(s)). Without it no callback is queued. Delivery is the callback
 	// package's Engine, run beside the Gateway.
 	CallbackURL string
+	// OnCallbacksQueued, if set, is called after a webhook's transaction
+	// queued callbacks: point it at callback.Engine.Wake so they go out at
+	// once instead of at the engine's next poll.
+	OnCallbacksQueued func()
 
 	// DefaultCurrency is used when a request names none. Default "usd".
 	DefaultCurrency string

@@ -336,9 +336,24 @@ func (g *Gateway) HandleWebhook(ctx context.Context, payload []byte, signature s
 			}
 		}
 	}
+	queued := false
+	if apply != nil {
+		inner := apply
+		apply = func(p *Payment) ([]HistoryEntry, error) {
+			hist, err := inner(p)
+			queued = false
+			for _, h := range hist {
+				queued = queued || h.Callback != nil
+			}
+			return hist, err
+		}
+	}
 	res, dup, err := g.store.RecordWebhookEvent(ctx, stored, refs, apply)
 	if err != nil {
 		return nil, fmt.Errorf("record webhook event %s: %w", ev.ID, err)
+	}
+	if queued && !dup && g.cfg.OnCallbacksQueued != nil {
+		g.cfg.OnCallbacksQueued()
 	}
 	outcome := string(res.Status)
 	if dup {

@@ -137,7 +137,7 @@ func disputeObject(id, charge, pi string, amount int64) map[string]any {
 }
 
 // webhookPayment stores a payment with known Stripe ids, as the API would have.
-func (e *env) webhookPayment(method paygate.Method, amount int64) *paygate.Payment {
+func (e *env) webhookPayment(method paygate.Method, amount int64, mut ...func(*paygate.Payment)) *paygate.Payment {
 	e.t.Helper()
 	n := evtSeq.Add(1)
 	now := time.Now().UTC().Truncate(time.Microsecond)
@@ -152,6 +152,9 @@ func (e *env) webhookPayment(method paygate.Method, amount int64) *paygate.Payme
 		p.CheckoutSessionID = fmt.Sprintf("cs_test_wh%d", n)
 	case paygate.MethodLink:
 		p.PaymentLinkID = fmt.Sprintf("plink_wh%d", n)
+	}
+	for _, f := range mut {
+		f(p)
 	}
 	if err := e.store.InsertPayment(context.Background(), p); err != nil {
 		e.t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/numedapp/paygate/callback"
 )
 
 // config is paymentd's configuration (API.md §6).
@@ -18,6 +20,8 @@ type config struct {
 	stripeAPIBase        string
 	apiKeys              []string
 	webhookSecrets       []string
+	callbackURL          string
+	callbackSecrets      []string
 	insecureNoAuth       bool
 	currency             string
 	logFormat            string
@@ -47,6 +51,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	c.apiKeys = splitList(getenv("PAYMENTD_API_KEYS"))
 	c.webhookSecrets = splitList(getenv("STRIPE_WEBHOOK_SECRET"))
+	c.callbackURL = getenv("CALLBACK_URL")
+	c.callbackSecrets = splitList(getenv("CALLBACK_SECRET"))
 	fs := flag.NewFlagSet("paymentd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", c.addr, "listen address (PAYMENTD_ADDR)")
@@ -71,6 +77,16 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	if len(c.apiKeys) == 0 && !c.insecureNoAuth {
 		return c, errors.New("PAYMENTD_API_KEYS is required (comma-separated keys of at least 16 characters); " +
 			"set PAYMENTD_INSECURE_NO_AUTH=1 only if something in front of paymentd authenticates requests")
+	}
+	if c.callbackURL != "" {
+		if len(c.callbackSecrets) == 0 {
+			return c, errors.New("CALLBACK_SECRET is required when CALLBACK_URL is set (whsec_ and base64 of 24+ random bytes)")
+		}
+		for _, s := range c.callbackSecrets {
+			if _, err := callback.ParseSecret(s); err != nil {
+				return c, errors.New("CALLBACK_SECRET must be whsec_ followed by base64 of at least 24 bytes")
+			}
+		}
 	}
 	if c.currency == "" {
 		c.currency = "usd"

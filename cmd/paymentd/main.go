@@ -28,6 +28,7 @@ import (
 	"github.com/lmittmann/tint"
 
 	"github.com/numedapp/paygate"
+	"github.com/numedapp/paygate/callback"
 	"github.com/numedapp/paygate/internal/testsrv"
 	"github.com/numedapp/paygate/store"
 )
@@ -127,8 +128,9 @@ func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 // serve runs the HTTP server until ctx is canceled, then drains in-flight
 // requests (up to 30 s) and returns nil.
 func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, log *slog.Logger) error {
+	st := store.New(pool)
 	gcfg := paygate.Config{
-		Store:                store.New(pool),
+		Store:                st,
 		StripeSecretKey:      cfg.stripeSecretKey,
 		StripePublishableKey: cfg.stripePublishableKey,
 		StripeAPIBase:        cfg.stripeAPIBase,
@@ -137,6 +139,16 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, log *slog.Logger
 		Version:              buildVersion(),
 		InsecureNoAuth:       cfg.insecureNoAuth,
 		WebhookSecrets:       cfg.webhookSecrets,
+		CallbackURL:          cfg.callbackURL,
+	}
+	var engine *callback.Engine
+	if cfg.callbackURL != "" {
+		var err error
+		engine, err = callback.New(callback.Config{Queue: st, Secrets: cfg.callbackSecrets, Logger: log})
+		if err != nil {
+			return err
+		}
+		gcfg.OnCallbacksQueued = engine.Wake
 	}
 	if len(cfg.apiKeys) > 0 {
 		auth, err := paygate.BearerKeys(cfg.apiKeys...)
@@ -164,9 +176,20 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, log *slog.Logger
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	// The callback engine runs until the server has drained, then finishes
+	// the attempts in flight.
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	engineDone := make(chan struct{})
+	go func() {
+		defer close(engineDone)
+		if engine != nil {
+			_ = engine.Run(engineCtx)
+		}
+	}()
+	defer func() { stopEngine(); <-engineDone }()
 	log.LogAttrs(ctx, slog.LevelInfo, "paymentd listening", slog.String("addr", ln.Addr().String()),
 		slog.String("version", buildVersion()), slog.Bool("auth", gcfg.Auth != nil), slog.Bool("stripe_configured", cfg.stripeSecretKey != ""),
-		slog.Int("webhook_secrets", len(cfg.webhookSecrets)))
+		slog.Int("webhook_secrets", len(cfg.webhookSecrets)), slog.Bool("callbacks", engine != nil))
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -178,6 +201,9 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, log *slog.Logger
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	log.LogAttrs(context.Background(), slog.LevelInfo, "draining callback attempts in flight")
+	stopEngine()
+	<-engineDone
 	log.LogAttrs(context.Background(), slog.LevelInfo, "stopped")
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/numedapp/paygate/callback"
 	"github.com/numedapp/paygate/internal/testenv"
 	"github.com/numedapp/paygate/internal/testsrv"
 )
@@ -87,7 +89,20 @@ func TestRunEndToEnd(t *testing.T) {
 		"PAYMENTD_API_KEYS":     "old-key-abcdefghijklmnop, " + apiKey,
 		"PAYMENTD_LOG_FORMAT":   "json",
 		"STRIPE_WEBHOOK_SECRET": "whsec_e2eSecretValue0123456789",
+		"CALLBACK_SECRET":       "whsec_c2VjcmV0LWtleS1mb3ItcGF5Z2F0ZS10ZXN0cy0xMjM0NTY=",
 	}
+	// The merchant's endpoint: verifies each callback with callback.Verify.
+	callbacks := make(chan string, 10)
+	merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := callback.Verify(env["CALLBACK_SECRET"], r.Header, body); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		callbacks <- string(body)
+	}))
+	defer merchant.Close()
+	env["CALLBACK_URL"] = merchant.URL + "/paygate"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := &syncBuffer{}
@@ -153,6 +168,14 @@ func TestRunEndToEnd(t *testing.T) {
 	if got := call("GET", "/api/payments/"+id, "", 200); got["status"] != "succeeded" || got["paymentIntentId"] != "pi_e2e" {
 		t.Fatalf("after webhook: %v", got)
 	}
+	select {
+	case body := <-callbacks:
+		if !strings.Contains(body, `"action":"checkout_completed"`) || !strings.Contains(body, id) {
+			t.Fatalf("callback body %s", body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no callback reached the merchant")
+	}
 
 	health := call("GET", "/api/health", "", 200)
 	if db := health["checks"].(map[string]any)["database"].(map[string]any); db["status"] != "up" {
@@ -169,7 +192,7 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatal("run did not stop after cancel")
 	}
 	out := logs.String()
-	for _, secret := range []string{apiKey, secretKey, "old-key-abcdefghijklmnop", env["STRIPE_WEBHOOK_SECRET"]} {
+	for _, secret := range []string{apiKey, secretKey, "old-key-abcdefghijklmnop", env["STRIPE_WEBHOOK_SECRET"], env["CALLBACK_SECRET"]} {
 		if strings.Contains(out, secret) {
 			t.Fatalf("a secret reached the log: %q", secret)
 		}
@@ -214,6 +237,8 @@ func TestRunConfigErrors(t *testing.T) {
 		{"no keys", map[string]string{"DATABASE_URL": "postgres://u:hunter2secret@127.0.0.1:1/db"}, nil, "PAYMENTD_API_KEYS is required"},
 		{"bad log format", map[string]string{"DATABASE_URL": "postgres://x@h/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "PAYMENTD_LOG_FORMAT": "xml"}, nil, "PAYMENTD_LOG_FORMAT"},
 		{"unknown command", map[string]string{}, []string{"frobnicate"}, "unknown command"},
+		{"callback without secret", map[string]string{"DATABASE_URL": "postgres://x@h/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "CALLBACK_URL": "https://m.example/cb"}, nil, "CALLBACK_SECRET is required"},
+		{"short callback secret", map[string]string{"DATABASE_URL": "postgres://x@h/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "CALLBACK_URL": "https://m.example/cb", "CALLBACK_SECRET": "whsec_c2hvcnQ="}, nil, "CALLBACK_SECRET must be"},
 		{"bad flag", map[string]string{}, []string{"serve", "-nope"}, "flag provided but not defined"},
 		{"unreachable db", map[string]string{"DATABASE_URL": "postgres://u:hunter2secret@127.0.0.1:1/db?connect_timeout=2", "PAYMENTD_INSECURE_NO_AUTH": "1"}, nil, "database unreachable"},
 	} {
