@@ -20,6 +20,10 @@ type CheckoutParams struct {
 	CancelURL     string   `json:"cancelUrl"`
 	CustomerEmail string   `json:"customerEmail"`
 	Metadata      Metadata `json:"metadata"`
+	// IdempotencyKey makes the call safe to retry: the same key always
+	// names the same payment (or refund) and the same Stripe objects. The
+	// HTTP API sets it from the Idempotency-Key header, scoped per API key.
+	IdempotencyKey string `json:"-"`
 }
 
 // CreatedCheckout is the result of CreateCheckoutSession.
@@ -32,7 +36,7 @@ type CreatedCheckout struct {
 // CreateCheckoutSession creates a payment backed by a Checkout Session in
 // payment mode. The payment row is stored before Stripe is called.
 func (g *Gateway) CreateCheckoutSession(ctx context.Context, in CheckoutParams) (*CreatedCheckout, error) {
-	p, err := g.newPayment(MethodCheckout, in.Amount, in.Currency, in.Quantity, in.ProductName, in.Description, in.CustomerEmail, in.Metadata)
+	p, err := g.newPayment(MethodCheckout, in.IdempotencyKey, in.Amount, in.Currency, in.Quantity, in.ProductName, in.Description, in.CustomerEmail, in.Metadata)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +52,7 @@ func (g *Gateway) CreateCheckoutSession(ctx context.Context, in CheckoutParams) 
 	if err := checkURL("cancelUrl", in.CancelURL); err != nil {
 		return nil, err
 	}
-	if err := g.insertPayment(ctx, p); err != nil {
+	if p, err = g.insertPayment(ctx, p, in.IdempotencyKey); err != nil {
 		return nil, err
 	}
 	api, err := g.stripeAPI()
@@ -97,3 +101,5 @@ func (g *Gateway) CreateCheckoutSession(ctx context.Context, in CheckoutParams) 
 	}
 	return &CreatedCheckout{SessionID: s.ID, URL: s.URL, PaymentID: p.ID}, nil
 }
+
+func (p *CheckoutParams) setIdempotencyKey(k string) { p.IdempotencyKey = k }

@@ -39,12 +39,12 @@ func (g *Gateway) Routes() []Route {
 		{Pattern: "GET /api/health/live", Public: true, handler: g.handleLive},
 		{Pattern: "GET /api/health/ready", Public: true, handler: g.handleReady},
 		{Pattern: "GET /api/payments/config", Public: true, handler: g.handleConfig},
-		{Pattern: "POST /api/payments/generate-url", handler: g.handleGenerateURL},
-		{Pattern: "POST /api/payments/payment-intent", handler: g.handleCreateIntent},
+		{Pattern: "POST /api/payments/generate-url", handler: g.idempotent(g.handleGenerateURL)},
+		{Pattern: "POST /api/payments/payment-intent", handler: g.idempotent(g.handleCreateIntent)},
 		{Pattern: "GET /api/payments/payment-intent/{id}", handler: g.handleGetIntent},
 		{Pattern: "GET /api/payments/payment-intent/{id}/session", handler: g.handleIntentSession},
-		{Pattern: "POST /api/payments/checkout-session", handler: g.handleCheckout},
-		{Pattern: "POST /api/payments/refund", handler: g.handleRefund},
+		{Pattern: "POST /api/payments/checkout-session", handler: g.idempotent(g.handleCheckout)},
+		{Pattern: "POST /api/payments/refund", handler: g.idempotent(g.handleRefund)},
 		{Pattern: "GET /api/payments", handler: g.handleListPayments},
 		{Pattern: "GET /api/payments/history", handler: g.handleHistory},
 		{Pattern: "GET /api/payments/{id}", handler: g.handleGetPayment},
@@ -132,6 +132,10 @@ func writeEnvelope(w http.ResponseWriter, status int, env envelope) {
 
 func (g *Gateway) writeOK(w http.ResponseWriter, status int, message string, data any) {
 	writeEnvelope(w, status, envelope{Status: true, Code: status, Message: message, Data: data})
+}
+
+func (g *Gateway) logError(r *http.Request, msg string, err error) {
+	g.log.LogAttrs(r.Context(), slog.LevelError, msg, slog.String("request_id", RequestIDFrom(r.Context())), attrErr(err))
 }
 
 // writeError answers with err's status and safe message. Errors that are
@@ -280,6 +284,11 @@ func create[In, Out any](g *Gateway, w http.ResponseWriter, r *http.Request, mes
 	if err := decodeJSON(w, r, MaxAPIBodyBytes, &in); err != nil {
 		g.writeError(w, r, err)
 		return
+	}
+	if k := idempotencyKeyFrom(r.Context()); k != "" {
+		if s, ok := any(&in).(interface{ setIdempotencyKey(string) }); ok {
+			s.setIdempotencyKey(k)
+		}
 	}
 	out, err := run(r.Context(), in)
 	if err != nil {

@@ -24,7 +24,10 @@ import (
 )
 
 // testAPIKey is the API key every test request carries unless it sets its own.
-const testAPIKey = "test-api-key-0123456789"
+const (
+	testAPIKey  = "test-api-key-0123456789"
+	testAPIKey2 = "second-api-key-0123456789"
+)
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
@@ -101,7 +104,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 		StripeAPIBase:        mockURL,
 		Logger:               slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil)),
 	}
-	auth, err := paygate.BearerKeys(testAPIKey)
+	auth, err := paygate.BearerKeys(testAPIKey, testAPIKey2)
 	if err != nil {
 		t.Fatal(err)
 	}

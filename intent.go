@@ -14,6 +14,10 @@ type PaymentIntentParams struct {
 	Description   string   `json:"description"`
 	CustomerEmail string   `json:"customerEmail"`
 	Metadata      Metadata `json:"metadata"`
+	// IdempotencyKey makes the call safe to retry: the same key always
+	// names the same payment (or refund) and the same Stripe objects. The
+	// HTTP API sets it from the Idempotency-Key header, scoped per API key.
+	IdempotencyKey string `json:"-"`
 }
 
 // CreatedIntent is the result of CreatePaymentIntent: what a payment page
@@ -32,12 +36,12 @@ type CreatedIntent struct {
 // CreatePaymentIntent creates a payment backed by a PaymentIntent with
 // automatic payment methods. The payment row is stored before Stripe is called.
 func (g *Gateway) CreatePaymentIntent(ctx context.Context, in PaymentIntentParams) (*CreatedIntent, error) {
-	p, err := g.newPayment(MethodIntent, in.Amount, in.Currency, nil, "", in.Description, in.CustomerEmail, in.Metadata)
+	p, err := g.newPayment(MethodIntent, in.IdempotencyKey, in.Amount, in.Currency, nil, "", in.Description, in.CustomerEmail, in.Metadata)
 	if err != nil {
 		return nil, err
 	}
 	p.ProductName = ""
-	if err := g.insertPayment(ctx, p); err != nil {
+	if p, err = g.insertPayment(ctx, p, in.IdempotencyKey); err != nil {
 		return nil, err
 	}
 	api, err := g.stripeAPI()
@@ -191,3 +195,5 @@ func intentStatus(pi *stripe.PaymentIntent) (Status, bool) {
 	}
 	return "", false
 }
+
+func (p *PaymentIntentParams) setIdempotencyKey(k string) { p.IdempotencyKey = k }

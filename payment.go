@@ -3,6 +3,7 @@ package paygate
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -393,6 +394,10 @@ type PaymentLinkParams struct {
 	Metadata      Metadata `json:"metadata"`
 	// SuccessURL, if set, is where the customer is sent after paying.
 	SuccessURL string `json:"successUrl"`
+	// IdempotencyKey makes the call safe to retry: the same key always
+	// names the same payment (or refund) and the same Stripe objects. The
+	// HTTP API sets it from the Idempotency-Key header, scoped per API key.
+	IdempotencyKey string `json:"-"`
 }
 
 // CreatePaymentLink creates a payment backed by a Stripe Payment Link: a
@@ -400,7 +405,7 @@ type PaymentLinkParams struct {
 // so that one link is one payment. The payment row is stored before Stripe is
 // called. It returns the payment with its PaymentURL.
 func (g *Gateway) CreatePaymentLink(ctx context.Context, in PaymentLinkParams) (*Payment, error) {
-	p, err := g.newPayment(MethodLink, in.Amount, in.Currency, in.Quantity, in.ProductName, in.Description, in.CustomerEmail, in.Metadata)
+	p, err := g.newPayment(MethodLink, in.IdempotencyKey, in.Amount, in.Currency, in.Quantity, in.ProductName, in.Description, in.CustomerEmail, in.Metadata)
 	if err != nil {
 		return nil, err
 	}
@@ -409,8 +414,11 @@ func (g *Gateway) CreatePaymentLink(ctx context.Context, in PaymentLinkParams) (
 			return nil, err
 		}
 	}
-	if err := g.insertPayment(ctx, p); err != nil {
+	if p, err = g.insertPayment(ctx, p, in.IdempotencyKey); err != nil {
 		return nil, err
+	}
+	if p.PaymentLinkID != "" {
+		return p, nil // a retry of a request that completed
 	}
 	api, err := g.stripeAPI()
 	if err != nil {
@@ -460,7 +468,7 @@ func (g *Gateway) CreatePaymentLink(ctx context.Context, in PaymentLinkParams) (
 
 // newPayment validates the inputs shared by every way of creating a payment
 // and returns the payment to insert.
-func (g *Gateway) newPayment(m Method, amount Decimal, currency string, quantity *int64, productName, description, email string, metadata map[string]string) (*Payment, error) {
+func (g *Gateway) newPayment(m Method, idemKey string, amount Decimal, currency string, quantity *int64, productName, description, email string, metadata map[string]string) (*Payment, error) {
 	if currency == "" {
 		currency = g.cfg.DefaultCurrency
 	}
@@ -504,7 +512,7 @@ func (g *Gateway) newPayment(m Method, amount Decimal, currency string, quantity
 	}
 	now := g.now()
 	return &Payment{
-		ID:            newID("pay"),
+		ID:            idFor("pay", idemKey),
 		Method:        m,
 		Status:        StatusPending,
 		Amount:        unit * qty,
@@ -523,11 +531,41 @@ func (g *Gateway) newPayment(m Method, amount Decimal, currency string, quantity
 // maxQuantity bounds a line item's quantity.
 const maxQuantity = 10_000
 
-func (g *Gateway) insertPayment(ctx context.Context, p *Payment) error {
-	if err := g.store.InsertPayment(ctx, p); err != nil {
-		return fmt.Errorf("insert payment: %w", err)
+// insertPayment stores a new payment. With an idempotency key, the
+// payment's id is derived from the key; if a retry finds it already stored
+// (the first attempt failed after inserting it) and it describes the same
+// request, the stored payment is resumed: Stripe is asked again with the
+// same idempotency keys and answers with the objects it already made.
+func (g *Gateway) insertPayment(ctx context.Context, p *Payment, idemKey string) (*Payment, error) {
+	err := g.store.InsertPayment(ctx, p)
+	if err == nil {
+		return p, nil
 	}
-	return nil
+	if idemKey == "" || !errors.Is(err, ErrConflict) {
+		return nil, fmt.Errorf("insert payment: %w", err)
+	}
+	old, gerr := g.store.GetPayment(ctx, p.ID)
+	if gerr != nil {
+		return nil, gerr
+	}
+	if old.Method != p.Method || old.Amount != p.Amount || old.Currency != p.Currency || old.Quantity != p.Quantity {
+		return nil, &Error{Code: CodeIdempotency, Message: "this Idempotency-Key was already used for a different request"}
+	}
+	return old, nil
+}
+
+// idFor returns a new random id, or with an idempotency key an id derived
+// from it, so that a retried request names the same object.
+func idFor(prefix, idemKey string) string {
+	if idemKey == "" {
+		return newID(prefix)
+	}
+	sum := sha256.Sum256([]byte(prefix + "\x00" + idemKey))
+	b := make([]byte, 24)
+	for i := range b {
+		b[i] = idAlphabet[int(sum[i])%len(idAlphabet)]
+	}
+	return prefix + "_" + string(b)
 }
 
 // abandon handles a failed Stripe call made to create a payment's object.
@@ -554,7 +592,11 @@ func (g *Gateway) abandon(ctx context.Context, p *Payment, err error) error {
 func (g *Gateway) attach(ctx context.Context, id string, set func(p *Payment)) (*Payment, error) {
 	now := g.now()
 	return g.store.UpdatePayment(context.WithoutCancel(ctx), id, func(p *Payment) ([]HistoryEntry, error) {
+		attached := p.PaymentLinkID != "" || p.CheckoutSessionID != "" || p.PaymentIntentID != ""
 		set(p)
+		if attached {
+			return nil, nil // a resumed request: created before
+		}
 		p.UpdatedAt = now
 		return []HistoryEntry{p.history(HistoryPaymentCreated, "", SourceAPI, p.Amount, map[string]any{"method": p.Method}, now)}, nil
 	})
@@ -586,3 +628,5 @@ func (g *Gateway) stripeParams(ctx context.Context, sp *stripe.Params, p *Paymen
 func idempotencyKey(paymentID, op string) string {
 	return "paygate:" + paymentID + ":" + op
 }
+
+func (p *PaymentLinkParams) setIdempotencyKey(k string) { p.IdempotencyKey = k }

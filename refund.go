@@ -16,6 +16,10 @@ type RefundParams struct {
 	Amount Decimal `json:"amount"`
 	// Reason is "", "duplicate", "fraudulent" or "requested_by_customer".
 	Reason string `json:"reason"`
+	// IdempotencyKey makes the call safe to retry: the same key always
+	// names the same payment (or refund) and the same Stripe objects. The
+	// HTTP API sets it from the Idempotency-Key header, scoped per API key.
+	IdempotencyKey string `json:"-"`
 }
 
 // CreatedRefund is the result of CreateRefund.
@@ -71,9 +75,17 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 		}
 	}
 
-	refundID := newID("rf")
+	refundID := idFor("rf", in.IdempotencyKey)
 	now := g.now()
 	p, err = g.store.UpdatePayment(ctx, p.ID, func(p *Payment) ([]HistoryEntry, error) {
+		if r := findRefund(p, refundID); r != nil {
+			// A retry with the same Idempotency-Key: the refund is already
+			// reserved; ask Stripe again with the same idempotency key.
+			if amount != 0 && r.Amount != amount {
+				return nil, &Error{Code: CodeIdempotency, Message: "this Idempotency-Key was already used for a different refund"}
+			}
+			return nil, nil
+		}
 		if p.Status.Rank() != StatusSucceeded.Rank() {
 			return nil, conflict("payment %s has not succeeded (status %s); only a succeeded payment can be refunded", p.ID, p.Status)
 		}
@@ -138,6 +150,7 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 			return nil, ErrNotFound
 		}
 		from := p.Status
+		confirmed := r.StripeRefundID == re.ID // a retry of a refund already confirmed
 		r.StripeRefundID = re.ID
 		if st := refundStatus(re.Status); !r.Status.final() {
 			r.Status = st
@@ -145,6 +158,9 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 		r.UpdatedAt = now
 		p.recompute()
 		p.UpdatedAt = now
+		if confirmed {
+			return nil, nil
+		}
 		return []HistoryEntry{p.history(HistoryRefundCreated, from, SourceAPI, r.Amount, map[string]any{"refundId": re.ID, "reason": in.Reason}, now)}, nil
 	})
 	if err != nil {
@@ -183,3 +199,5 @@ func refundStatus(s stripe.RefundStatus) RefundStatus {
 		return RefundPending
 	}
 }
+
+func (p *RefundParams) setIdempotencyKey(k string) { p.IdempotencyKey = k }

@@ -38,6 +38,7 @@ type Store interface {
 
 	webhookStore
 	callbackStore
+	idempotencyStore
 }
 
 // PageParams selects one page of a list: Limit items after Offset, or after

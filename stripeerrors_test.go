@@ -19,10 +19,11 @@ import (
 // fakeStripe answers every Stripe call with a fixed status and body, over
 // real HTTP, so that error paths can be tested (stripe-mock only succeeds).
 type fakeStripe struct {
-	mu     sync.Mutex
-	status int
-	body   string
-	paths  []string
+	mu       sync.Mutex
+	status   int
+	body     string
+	paths    []string
+	idemKeys []string
 }
 
 func (f *fakeStripe) set(status int, body string) {
@@ -35,6 +36,7 @@ func (f *fakeStripe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.paths = append(f.paths, r.URL.Path)
+	f.idemKeys = append(f.idemKeys, r.Header.Get("Idempotency-Key"))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(f.status)
 	_, _ = w.Write([]byte(f.body))

@@ -19,6 +19,7 @@ import (
 
 	sq "github.com/Masterminds/squirrel"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/numedapp/paygate"
@@ -68,6 +69,10 @@ func (s *Store) InsertPayment(ctx context.Context, p *paygate.Payment) error {
 		p.ID, p.Method, p.Status, p.Amount, p.AmountRefunded, p.StripeAmountRefunded, p.Currency,
 		p.Description, p.ProductName, p.Quantity, p.CustomerEmail, metadata(p.Metadata), p.PaymentURL, p.PriceID, p.PaymentLinkID,
 		p.CheckoutSessionID, p.PaymentIntentID, p.ChargeID, p.Livemode, p.CreatedAt, p.UpdatedAt, p.CallbackSeq)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return fmt.Errorf("store: payment %s exists: %w", p.ID, paygate.ErrConflict)
+	}
 	if err != nil {
 		return fmt.Errorf("store: insert payment: %w", err)
 	}
