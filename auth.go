@@ -84,13 +84,13 @@ func authReason(r *http.Request) string {
 // requireAuth refuses requests that g's AuthFunc does not accept.
 func (g *Gateway) requireAuth(next http.HandlerFunc) http.HandlerFunc {
 	if g.cfg.Auth == nil {
-		return next
+		return next // InsecureNoAuth: every request is the same caller, ""
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		caller, ok := g.cfg.Auth(r)
 		if !ok {
 			g.log.LogAttrs(r.Context(), slog.LevelWarn, "paygate: unauthenticated request",
-				slog.String("request_id", RequestIDFrom(r.Context())), slog.String("method", r.Method),
+				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path), slog.String("reason", authReason(r)))
 			w.Header().Set("WWW-Authenticate", `Bearer realm="paygate"`)
 			g.writeError(w, r, &Error{Code: CodeAuthentication, Message: "a valid API key is required: Authorization: Bearer <key>"})

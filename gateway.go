@@ -50,6 +50,13 @@ type Config struct {
 	// when the embedding application authenticates requests itself before
 	// they reach Handler.
 	InsecureNoAuth bool
+	// RateLimit is the sustained number of API requests per second each
+	// caller (API key) may make; past it requests are answered 429 with
+	// Retry-After. Zero means no limit (the default in the library).
+	RateLimit float64
+	// RateBurst is how many requests a caller may make at once. Default
+	// twice RateLimit.
+	RateBurst int
 
 	// WebhookSecrets are the signing secrets (whsec_…) of the Stripe
 	// webhook endpoint; an event verifies against any of them, so a secret
@@ -94,6 +101,7 @@ type Gateway struct {
 	// stripeAuthFailed is set when the last Stripe call failed to
 	// authenticate, and cleared by the next one that does not.
 	stripeAuthFailed atomic.Bool
+	limiter          *rateLimiter
 }
 
 // New validates cfg, applies its defaults and returns a Gateway. It returns
@@ -151,13 +159,17 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.Logger = slog.New(contextHandler{cfg.Logger.Handler()})
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	g := &Gateway{cfg: cfg, store: cfg.Store, log: cfg.Logger}
+	if cfg.RateLimit < 0 {
+		return nil, configError("RateLimit", "must not be negative")
+	}
+	g := &Gateway{cfg: cfg, store: cfg.Store, log: cfg.Logger, limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst)}
 	g.started = g.now()
 	if cfg.StripeSecretKey != "" {
 		backend := cfg.backend
@@ -203,11 +215,11 @@ func (g *Gateway) stripeAPI() (*client.API, error) {
 
 // stripeError maps a Stripe call's error for the caller and logs what the
 // operator needs (Stripe's request id, type and code; never the key).
-func (g *Gateway) stripeError(err error) *Error {
+func (g *Gateway) stripeError(ctx context.Context, err error) *Error {
 	e := fromStripe(err)
 	var se *stripe.Error
 	if errors.As(err, &se) {
-		g.log.LogAttrs(context.Background(), slog.LevelWarn, "paygate: stripe call failed",
+		g.log.LogAttrs(ctx, slog.LevelWarn, "paygate: stripe call failed",
 			slog.Int("stripe_status", se.HTTPStatusCode), slog.String("stripe_type", string(se.Type)),
 			slog.String("stripe_code", string(se.Code)), slog.String("stripe_request_id", se.RequestID))
 	}
@@ -317,6 +329,24 @@ func (g *Gateway) Health(ctx context.Context) (h Health, ready bool) {
 		h.Status = "degraded"
 	}
 	return h, ready
+}
+
+// contextHandler adds the request id of the context to every log record.
+type contextHandler struct{ slog.Handler }
+
+func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := RequestIDFrom(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h contextHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return contextHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h contextHandler) WithGroup(name string) slog.Handler {
+	return contextHandler{h.Handler.WithGroup(name)}
 }
 
 func attrErr(err error) slog.Attr { return slog.String("error", err.Error()) }

@@ -66,7 +66,7 @@ func (g *Gateway) Handler() http.Handler {
 		if rt.Public {
 			mux.HandleFunc(rt.Pattern, rt.handler)
 		} else {
-			mux.HandleFunc(rt.Pattern, g.requireAuth(rt.handler))
+			mux.HandleFunc(rt.Pattern, g.requireAuth(g.limitRate(rt.handler)))
 		}
 	}
 	return g.withRequestID(g.recoverPanics(dispatch(mux, g)))
@@ -135,7 +135,7 @@ func (g *Gateway) writeOK(w http.ResponseWriter, status int, message string, dat
 }
 
 func (g *Gateway) logError(r *http.Request, msg string, err error) {
-	g.log.LogAttrs(r.Context(), slog.LevelError, msg, slog.String("request_id", RequestIDFrom(r.Context())), attrErr(err))
+	g.log.LogAttrs(r.Context(), slog.LevelError, msg, attrErr(err))
 }
 
 // writeError answers with err's status and safe message. Errors that are
@@ -146,7 +146,7 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	status := e.HTTPStatus()
 	reqID := RequestIDFrom(r.Context())
 	if status >= 500 {
-		attrs := []slog.Attr{slog.String("request_id", reqID), slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status)}
+		attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status)}
 		if e.Err != nil {
 			attrs = append(attrs, attrErr(e.Err))
 		}
@@ -391,7 +391,7 @@ func (g *Gateway) handleStripeWebhook(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			g.log.LogAttrs(r.Context(), slog.LevelWarn, "paygate: webhook refused", slog.String("request_id", RequestIDFrom(r.Context())), slog.String("reason", "body over 1 MiB"))
+			g.log.LogAttrs(r.Context(), slog.LevelWarn, "paygate: webhook refused", slog.String("reason", "body over 1 MiB"))
 			g.writeError(w, r, &Error{Code: CodeInvalid, Status: http.StatusRequestEntityTooLarge, Param: "body", Message: "webhook body exceeds 1 MiB"})
 			return
 		}
@@ -490,7 +490,7 @@ func (g *Gateway) recoverPanics(next http.Handler) http.Handler {
 					panic(v)
 				}
 				g.log.LogAttrs(r.Context(), slog.LevelError, "paygate: panic in handler",
-					slog.String("request_id", RequestIDFrom(r.Context())), slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
+					slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
 				g.writeError(w, r, &Error{Code: CodeInternal, Message: "internal error"})
 			}
 		}()

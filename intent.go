@@ -173,7 +173,7 @@ func (g *Gateway) fetchIntent(ctx context.Context, id, _ string) (*Payment, *str
 	params.Context = ctx
 	pi, err := api.PaymentIntents.Get(id, params)
 	if err != nil {
-		return nil, nil, g.stripeError(err)
+		return nil, nil, g.stripeError(ctx, err)
 	}
 	return p, pi, nil
 }

@@ -575,7 +575,7 @@ func idFor(prefix, idemKey string) string {
 func (g *Gateway) abandon(ctx context.Context, p *Payment, err error) error {
 	var e *Error
 	if !errors.As(err, &e) {
-		e = g.stripeError(err)
+		e = g.stripeError(ctx, err)
 	}
 	if errors.As(err, new(*Error)) || stripeRefused(err) {
 		if derr := g.store.DeletePayment(context.WithoutCancel(ctx), p.ID); derr != nil {

@@ -123,7 +123,7 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 	params.AddMetadata(metadataRefundKey, refundID)
 	re, err := api.Refunds.New(params)
 	if err != nil {
-		e := g.stripeError(err)
+		e := g.stripeError(ctx, err)
 		if !stripeRefused(err) {
 			g.log.LogAttrs(ctx, slog.LevelWarn, "paygate: refund outcome unknown; left pending", attrPayment(p.ID), slog.String("refund_id", refundID), attrErr(e))
 			return nil, e

@@ -304,7 +304,7 @@ func (g *Gateway) HandleWebhook(ctx context.Context, payload []byte, signature s
 	}
 	now := g.now()
 	if err := verifyStripeSignature(payload, signature, g.cfg.WebhookSecrets, g.cfg.WebhookTolerance, now); err != nil {
-		g.log.LogAttrs(ctx, slog.LevelWarn, "paygate: webhook refused", slog.String("request_id", RequestIDFrom(ctx)), slog.String("reason", err.Error()))
+		g.log.LogAttrs(ctx, slog.LevelWarn, "paygate: webhook refused", slog.String("reason", err.Error()))
 		return nil, &Error{Code: CodeInvalid, Param: "Stripe-Signature", Message: "webhook signature verification failed: " + err.Error(), Err: err}
 	}
 	var ev stripeEvent
@@ -360,7 +360,7 @@ func (g *Gateway) HandleWebhook(ctx context.Context, payload []byte, signature s
 		outcome = "duplicate"
 	}
 	g.log.LogAttrs(ctx, slog.LevelInfo, "paygate: webhook",
-		slog.String("request_id", RequestIDFrom(ctx)), slog.String("event_id", ev.ID), slog.String("type", ev.Type),
+		slog.String("event_id", ev.ID), slog.String("type", ev.Type),
 		slog.String("outcome", outcome), slog.String("payment_id", res.PaymentID))
 	return &WebhookResult{EventID: res.ID, Type: res.Type, Status: res.Status, Duplicate: dup, PaymentID: res.PaymentID}, nil
 }
