@@ -78,6 +78,23 @@ type Config struct {
 	// DefaultCurrency is used when a request names none. Default "usd".
 	DefaultCurrency string
 
+	// SystemLogs turns on the system log (API.md §5): a row for every API
+	// request, webhook outcome, payment action and error, written in batches
+	// off the request path. With it on, call Close when shutting down.
+	SystemLogs bool
+	// SystemLogBuffer bounds the rows waiting to be written; past it rows
+	// are dropped and counted. Default DefaultSystemLogBuffer.
+	SystemLogBuffer int
+	// SystemLogRetention is how long rows are kept. Default 30 days.
+	SystemLogRetention time.Duration
+	// Metrics turns on Prometheus metrics: GET /metrics on Handler, and
+	// MetricsHandler. Off by default.
+	Metrics bool
+	// Secrets are further values to keep out of logs and system log rows
+	// (API keys, callback secrets); the Stripe key and webhook secrets are
+	// always kept out, and so is anything shaped like a credential.
+	Secrets []string
+
 	// Logger receives the Gateway's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -102,6 +119,9 @@ type Gateway struct {
 	// authenticate, and cleared by the next one that does not.
 	stripeAuthFailed atomic.Bool
 	limiter          *rateLimiter
+	logs             *logWriter // nil unless SystemLogs
+	metrics          *metrics   // nil unless Metrics
+	secrets          []string   // redacted from logs by value
 }
 
 // New validates cfg, applies its defaults and returns a Gateway. It returns
@@ -159,7 +179,6 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	cfg.Logger = slog.New(contextHandler{cfg.Logger.Handler()})
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -169,7 +188,21 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.RateLimit < 0 {
 		return nil, configError("RateLimit", "must not be negative")
 	}
-	g := &Gateway{cfg: cfg, store: cfg.Store, log: cfg.Logger, limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst)}
+	if cfg.SystemLogBuffer <= 0 {
+		cfg.SystemLogBuffer = DefaultSystemLogBuffer
+	}
+	if cfg.SystemLogRetention <= 0 {
+		cfg.SystemLogRetention = DefaultSystemLogRetention
+	}
+	g := &Gateway{cfg: cfg, store: cfg.Store, limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst)}
+	g.secrets = append(append([]string{cfg.StripeSecretKey}, cfg.WebhookSecrets...), cfg.Secrets...)
+	g.log = slog.New(contextHandler{Handler: cfg.Logger.Handler(), redact: g.redact})
+	if cfg.Metrics {
+		g.metrics = newMetrics(g)
+	}
+	if cfg.SystemLogs {
+		g.logs = newLogWriter(g, cfg.SystemLogBuffer)
+	}
 	g.started = g.now()
 	if cfg.StripeSecretKey != "" {
 		backend := cfg.backend
@@ -219,6 +252,10 @@ func (g *Gateway) stripeError(ctx context.Context, err error) *Error {
 	e := fromStripe(err)
 	var se *stripe.Error
 	if errors.As(err, &se) {
+		g.metrics.stripeError(string(se.Type))
+		if se.HTTPStatusCode == http.StatusUnauthorized || se.HTTPStatusCode == http.StatusForbidden {
+			g.syslog(ctx, LevelError, SourceError, "Stripe refused this service's credentials", map[string]any{"stripeStatus": se.HTTPStatusCode})
+		}
 		g.log.LogAttrs(ctx, slog.LevelWarn, "paygate: stripe call failed",
 			slog.Int("stripe_status", se.HTTPStatusCode), slog.String("stripe_type", string(se.Type)),
 			slog.String("stripe_code", string(se.Code)), slog.String("stripe_request_id", se.RequestID))
@@ -331,22 +368,46 @@ func (g *Gateway) Health(ctx context.Context) (h Health, ready bool) {
 	return h, ready
 }
 
-// contextHandler adds the request id of the context to every log record.
-type contextHandler struct{ slog.Handler }
+// contextHandler adds the request id of the context to every log record,
+// and masks secrets in its message and string attributes.
+type contextHandler struct {
+	slog.Handler
+	redact func(string) string
+}
 
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
+	nr := slog.NewRecord(r.Time, r.Level, h.redact(r.Message), r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		nr.AddAttrs(h.redactAttr(a))
+		return true
+	})
 	if id := RequestIDFrom(ctx); id != "" {
-		r.AddAttrs(slog.String("request_id", id))
+		nr.AddAttrs(slog.String("request_id", id))
 	}
-	return h.Handler.Handle(ctx, r)
+	return h.Handler.Handle(ctx, nr)
+}
+
+func (h contextHandler) redactAttr(a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindString:
+		return slog.String(a.Key, h.redact(a.Value.String()))
+	case slog.KindAny:
+		if err, ok := a.Value.Any().(error); ok {
+			return slog.String(a.Key, h.redact(err.Error()))
+		}
+	}
+	return a
 }
 
 func (h contextHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return contextHandler{h.Handler.WithAttrs(as)}
+	for i := range as {
+		as[i] = h.redactAttr(as[i])
+	}
+	return contextHandler{h.Handler.WithAttrs(as), h.redact}
 }
 
 func (h contextHandler) WithGroup(name string) slog.Handler {
-	return contextHandler{h.Handler.WithGroup(name)}
+	return contextHandler{h.Handler.WithGroup(name), h.redact}
 }
 
 func attrErr(err error) slog.Attr { return slog.String("error", err.Error()) }

@@ -54,6 +54,7 @@ func (g *Gateway) Routes() []Route {
 		{Pattern: "GET /api/webhooks/events/{id}", handler: g.handleGetEvent},
 		{Pattern: "GET /api/webhooks/callbacks", handler: g.handleListCallbacks},
 		{Pattern: "POST /api/webhooks/callbacks/{id}/retry", handler: g.handleRetryCallback},
+		{Pattern: "GET /api/logs/logs", handler: g.handleLogs},
 	}
 }
 
@@ -69,7 +70,10 @@ func (g *Gateway) Handler() http.Handler {
 			mux.HandleFunc(rt.Pattern, g.requireAuth(g.limitRate(rt.handler)))
 		}
 	}
-	return g.withRequestID(g.recoverPanics(dispatch(mux, g)))
+	if g.metrics != nil {
+		mux.Handle("GET /metrics", g.MetricsHandler())
+	}
+	return g.withRequestID(g.observe(g.recoverPanics(dispatch(mux, g))))
 }
 
 // dispatch serves a request through mux, answering unmatched requests with
@@ -151,6 +155,11 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			attrs = append(attrs, attrErr(e.Err))
 		}
 		g.log.LogAttrs(r.Context(), slog.LevelError, "paygate: request failed", attrs...)
+		fields := map[string]any{"status": status, "type": e.Code}
+		if e.Err != nil {
+			fields["error"] = truncate(e.Err.Error(), 500)
+		}
+		g.syslog(r.Context(), LevelError, SourceError, e.Message, fields)
 	}
 	body := &errorBody{Type: e.Code, RequestID: reqID}
 	if e.Param != "" {
@@ -374,14 +383,14 @@ func (g *Gateway) handleHistory(w http.ResponseWriter, r *http.Request) {
 // for mounting apart from the authenticated API (it is authenticated by
 // Stripe's signature). Handler serves the same route at WebhookPath.
 func (g *Gateway) WebhookHandler() http.Handler {
-	return g.withRequestID(g.recoverPanics(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return g.withRequestID(g.observe(g.recoverPanics(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			g.writeError(w, r, &Error{Code: CodeInvalid, Status: http.StatusMethodNotAllowed, Message: "method " + r.Method + " is not allowed here"})
 			return
 		}
 		g.handleStripeWebhook(w, r)
-	})))
+	}))))
 }
 
 // handleStripeWebhook reads the raw body once (1 MiB limit) and hands the
@@ -392,6 +401,8 @@ func (g *Gateway) handleStripeWebhook(w http.ResponseWriter, r *http.Request) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			g.log.LogAttrs(r.Context(), slog.LevelWarn, "paygate: webhook refused", slog.String("reason", "body over 1 MiB"))
+			g.syslog(r.Context(), LevelWarn, SourceWebhook, "webhook refused: body over 1 MiB", map[string]any{"reason": "body over 1 MiB"})
+			g.metrics.webhook("refused", "body too large")
 			g.writeError(w, r, &Error{Code: CodeInvalid, Status: http.StatusRequestEntityTooLarge, Param: "body", Message: "webhook body exceeds 1 MiB"})
 			return
 		}
@@ -453,6 +464,24 @@ func (g *Gateway) handleRetryCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.writeOK(w, http.StatusAccepted, "Callback queued for retry", c)
+}
+
+func (g *Gateway) handleLogs(w http.ResponseWriter, r *http.Request) {
+	read(g, w, r, func() (*Page[SystemLog], error) {
+		q := r.URL.Query()
+		f := SystemLogFilter{Level: q.Get("level"), Source: q.Get("source"), RequestID: q.Get("requestId")}
+		var err error
+		if f.PageParams, err = pageParams(r); err != nil {
+			return nil, err
+		}
+		if f.From, err = queryTime(r, "from"); err != nil {
+			return nil, err
+		}
+		if f.To, err = queryTime(r, "to"); err != nil {
+			return nil, err
+		}
+		return g.ListSystemLogs(r.Context(), f)
+	})
 }
 
 type ctxKey int

@@ -591,7 +591,7 @@ func (g *Gateway) abandon(ctx context.Context, p *Payment, err error) error {
 // payment_created history entry.
 func (g *Gateway) attach(ctx context.Context, id string, set func(p *Payment)) (*Payment, error) {
 	now := g.now()
-	return g.store.UpdatePayment(context.WithoutCancel(ctx), id, func(p *Payment) ([]HistoryEntry, error) {
+	p, err := g.store.UpdatePayment(context.WithoutCancel(ctx), id, func(p *Payment) ([]HistoryEntry, error) {
 		attached := p.PaymentLinkID != "" || p.CheckoutSessionID != "" || p.PaymentIntentID != ""
 		set(p)
 		if attached {
@@ -600,6 +600,10 @@ func (g *Gateway) attach(ctx context.Context, id string, set func(p *Payment)) (
 		p.UpdatedAt = now
 		return []HistoryEntry{p.history(HistoryPaymentCreated, "", SourceAPI, p.Amount, map[string]any{"method": p.Method}, now)}, nil
 	})
+	if err == nil {
+		g.syslog(ctx, LevelInfo, SourcePayment, "payment created", map[string]any{"paymentId": p.ID, "method": p.Method, "amount": p.Amount, "currency": p.Currency})
+	}
+	return p, err
 }
 
 // stripeMetadata is the metadata every Stripe object of p carries: the

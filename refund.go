@@ -140,6 +140,7 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 			p.UpdatedAt = now
 			return []HistoryEntry{p.history(HistoryRefundFailed, from, SourceAPI, r.Amount, map[string]any{"refundId": refundID, "error": e.Message}, now)}, nil
 		})
+		g.syslog(ctx, LevelWarn, SourcePayment, "refund refused by Stripe", map[string]any{"paymentId": p.ID, "refundId": refundID, "error": e.Message})
 		return nil, errors.Join(e, uerr)
 	}
 
@@ -167,6 +168,7 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 		return nil, err
 	}
 	r := findRefund(p, refundID)
+	g.syslog(ctx, LevelInfo, SourcePayment, "refund created", map[string]any{"paymentId": p.ID, "refundId": r.StripeRefundID, "amount": r.Amount, "currency": p.Currency, "status": r.Status})
 	return &CreatedRefund{
 		RefundID:        r.StripeRefundID,
 		PaymentIntentID: p.PaymentIntentID,

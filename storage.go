@@ -39,6 +39,7 @@ type Store interface {
 	webhookStore
 	callbackStore
 	idempotencyStore
+	systemLogStore
 }
 
 // PageParams selects one page of a list: Limit items after Offset, or after

@@ -1,0 +1,112 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	sq "github.com/Masterminds/squirrel"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/numedapp/paygate"
+)
+
+// InsertSystemLogs implements paygate.Store with one COPY.
+func (s *Store) InsertSystemLogs(ctx context.Context, rows []paygate.SystemLog) error {
+	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"paygate_system_logs"},
+		[]string{"level", "source", "message", "request_id", "method", "path", "status_code", "duration_ms", "fields", "created_at"},
+		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+			r := rows[i]
+			fields := string(r.Fields)
+			if fields == "" {
+				fields = "{}"
+			}
+			return []any{r.Level, r.Source, r.Message, r.RequestID, r.Method, r.Path, r.StatusCode, r.DurationMs, fields, r.CreatedAt}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("store: insert system logs: %w", err)
+	}
+	return nil
+}
+
+// ListSystemLogs implements paygate.Store.
+func (s *Store) ListSystemLogs(ctx context.Context, f paygate.SystemLogFilter) (*paygate.Page[paygate.SystemLog], error) {
+	where := sq.And{}
+	if f.Level != "" {
+		where = append(where, sq.Eq{"level": f.Level})
+	}
+	if f.Source != "" {
+		where = append(where, sq.Eq{"source": f.Source})
+	}
+	if f.RequestID != "" {
+		where = append(where, sq.Eq{"request_id": f.RequestID})
+	}
+	if !f.From.IsZero() {
+		where = append(where, sq.GtOrEq{"created_at": f.From})
+	}
+	if !f.To.IsZero() {
+		where = append(where, sq.Lt{"created_at": f.To})
+	}
+	total, err := count(ctx, s.pool, "paygate_system_logs", where)
+	if err != nil {
+		return nil, err
+	}
+	q := psql.Select("id, level, source, message, request_id, method, path, status_code, duration_ms, fields, created_at").
+		From("paygate_system_logs").Where(where).OrderBy("id DESC").Limit(uint64(f.Limit + 1))
+	if f.Cursor != "" {
+		id, err := decodeIDCursor(f.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		q = q.Where(sq.Lt{"id": id})
+	} else {
+		q = q.Offset(uint64(f.Offset))
+	}
+	sql, args, err := q.ToSql()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list system logs: %w", err)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (paygate.SystemLog, error) {
+		var l paygate.SystemLog
+		var id int64
+		var fields []byte
+		err := r.Scan(&id, &l.Level, &l.Source, &l.Message, &l.RequestID, &l.Method, &l.Path, &l.StatusCode, &l.DurationMs, &fields, &l.CreatedAt)
+		l.ID, l.Fields, l.CreatedAt = strconv.FormatInt(id, 10), fields, l.CreatedAt.UTC()
+		return l, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: list system logs: %w", err)
+	}
+	page := &paygate.Page[paygate.SystemLog]{Items: items, Total: total, Limit: f.Limit, Offset: f.Offset}
+	if page.Items == nil {
+		page.Items = []paygate.SystemLog{}
+	}
+	if len(items) > f.Limit {
+		page.Items = items[:f.Limit]
+		c := encodeIDCursor(page.Items[f.Limit-1].ID)
+		page.NextCursor = &c
+	}
+	return page, nil
+}
+
+// PurgeSystemLogs implements paygate.Store, deleting in batches so a large
+// backlog never holds long locks.
+func (s *Store) PurgeSystemLogs(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM paygate_system_logs WHERE id IN
+			(SELECT id FROM paygate_system_logs WHERE created_at < $1 LIMIT 10000)`, before)
+		if err != nil {
+			return total, fmt.Errorf("store: purge system logs: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < 10000 {
+			return total, nil
+		}
+	}
+}
