@@ -306,9 +306,16 @@ type Health struct {
 
 // HealthChecks are the parts of Health.
 type HealthChecks struct {
-	Database HealthDatabase `json:"database"`
-	Stripe   HealthStripe   `json:"stripe"`
-	Callback HealthCallback `json:"callback"`
+	Database   HealthDatabase   `json:"database"`
+	Stripe     HealthStripe     `json:"stripe"`
+	Callback   HealthCallback   `json:"callback"`
+	SystemLogs HealthSystemLogs `json:"systemLogs"`
+}
+
+// HealthSystemLogs reports the system log writer.
+type HealthSystemLogs struct {
+	Enabled bool  `json:"enabled"`
+	Dropped int64 `json:"dropped"` // rows dropped since start (buffer full)
 }
 
 // HealthDatabase reports a real round trip to the database.
@@ -361,6 +368,7 @@ func (g *Gateway) Health(ctx context.Context) (h Health, ready bool) {
 			h.Checks.Callback.QueueDepth = n
 		}
 	}
+	h.Checks.SystemLogs = HealthSystemLogs{Enabled: g.logs != nil, Dropped: g.SystemLogsDropped()}
 	ready = err == nil && g.api != nil
 	if !ready || h.Checks.Stripe.Status != "up" {
 		h.Status = "degraded"

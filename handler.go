@@ -165,7 +165,7 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	if e.Param != "" {
 		body.Param = &e.Param
 	}
-	writeEnvelope(w, status, envelope{Status: false, Code: status, Message: e.Message, Data: nil, Error: body})
+	writeEnvelope(w, status, envelope{Status: false, Code: status, Message: g.redact(e.Message), Data: nil, Error: body})
 }
 
 // decodeJSON reads r's body (at most limit bytes) into dst strictly: one

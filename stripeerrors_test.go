@@ -44,13 +44,23 @@ func (f *fakeStripe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func newFakeEnv(t *testing.T, key string) (*env, *fakeStripe, *httptest.Server) {
 	t.Helper()
+	return newFakeEnvWith(t, key)
+}
+
+// newFakeEnvWith is newFakeEnv with Config changes.
+func newFakeEnvWith(t *testing.T, key string, opts ...envOpt) (*env, *fakeStripe, *httptest.Server) {
+	t.Helper()
 	fake := &fakeStripe{}
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	st := store.New(testenv.NewPool(t))
 	logs := &bytes.Buffer{}
-	gw, err := paygate.New(paygate.Config{Store: st, StripeSecretKey: key, StripeAPIBase: srv.URL, StripeMaxNetworkRetries: -1, InsecureNoAuth: true,
-		Logger: slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil))})
+	cfg := paygate.Config{Store: st, StripeSecretKey: key, StripeAPIBase: srv.URL, StripeMaxNetworkRetries: -1, InsecureNoAuth: true,
+		Logger: slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil))}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	gw, err := paygate.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/numedapp/paygate/callback"
@@ -22,6 +24,9 @@ type config struct {
 	webhookSecrets       []string
 	callbackURL          string
 	callbackSecrets      []string
+	metrics              bool
+	rateLimit            float64
+	rateBurst            int
 	insecureNoAuth       bool
 	currency             string
 	logFormat            string
@@ -53,6 +58,15 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	c.webhookSecrets = splitList(getenv("STRIPE_WEBHOOK_SECRET"))
 	c.callbackURL = getenv("CALLBACK_URL")
 	c.callbackSecrets = splitList(getenv("CALLBACK_SECRET"))
+	c.metrics = getenv("PAYMENTD_METRICS") != "0"
+	c.rateLimit, c.rateBurst = 50, 100
+	if v := getenv("PAYMENTD_RATE_LIMIT"); v != "" {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil || n < 0 || math.IsInf(n, 0) || math.IsNaN(n) {
+			return c, errors.New("PAYMENTD_RATE_LIMIT must be a number of requests per second (0 for no limit)")
+		}
+		c.rateLimit, c.rateBurst = n, int(math.Ceil(2*n))
+	}
 	fs := flag.NewFlagSet("paymentd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", c.addr, "listen address (PAYMENTD_ADDR)")

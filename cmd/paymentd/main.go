@@ -129,6 +129,7 @@ func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 // requests (up to 30 s) and returns nil.
 func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, log *slog.Logger) error {
 	st := store.New(pool)
+	observe := func(paygate.CallbackAttempt) {}
 	gcfg := paygate.Config{
 		Store:                st,
 		StripeSecretKey:      cfg.stripeSecretKey,
@@ -140,11 +141,17 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, log *slog.Logger
 		InsecureNoAuth:       cfg.insecureNoAuth,
 		WebhookSecrets:       cfg.webhookSecrets,
 		CallbackURL:          cfg.callbackURL,
+		SystemLogs:           true,
+		Metrics:              cfg.metrics,
+		RateLimit:            cfg.rateLimit,
+		RateBurst:            cfg.rateBurst,
+		Secrets:              append(append([]string{}, cfg.apiKeys...), cfg.callbackSecrets...),
 	}
 	var engine *callback.Engine
 	if cfg.callbackURL != "" {
 		var err error
-		engine, err = callback.New(callback.Config{Queue: st, Secrets: cfg.callbackSecrets, Logger: log})
+		engine, err = callback.New(callback.Config{Queue: st, Secrets: cfg.callbackSecrets, Logger: log,
+			OnAttempt: func(a paygate.CallbackAttempt) { observe(a) }})
 		if err != nil {
 			return err
 		}
@@ -161,6 +168,14 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, log *slog.Logger
 	if err != nil {
 		return err
 	}
+	observe = gw.ObserveCallbackAttempt
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := gw.Close(cctx); err != nil {
+			log.LogAttrs(cctx, slog.LevelError, "flushing system logs", slog.String("error", err.Error()))
+		}
+	}()
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
