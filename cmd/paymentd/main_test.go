@@ -177,6 +177,28 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatal("no callback reached the merchant")
 	}
 
+	// Metrics and the system log (written in the background) see it all.
+	mresp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbody, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if !strings.Contains(string(mbody), `paygate_webhook_events_total{outcome="processed",reason=""} 1`) {
+		t.Fatalf("metrics: %.2000s", mbody)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		logs := call("GET", "/api/logs/logs?source=payment", "", 200)
+		if logs["total"].(float64) >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no payment rows in the system log: %v", logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	health := call("GET", "/api/health", "", 200)
 	if db := health["checks"].(map[string]any)["database"].(map[string]any); db["status"] != "up" {
 		t.Fatalf("health = %v", health)
