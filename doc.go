@@ -26,6 +26,28 @@
 //   - Bad input is a 4xx that names the field; Stripe's errors are mapped
 //     (API.md §2) and nothing internal or secret reaches a client.
 //
+// # Webhooks and callbacks
+//
+// [Gateway.HandleWebhook] (also [Gateway.WebhookHandler], and the route
+// POST /api/webhooks/stripe) verifies a Stripe event against every secret
+// in [Config.WebhookSecrets], stores it once and applies it to its payment
+// in one transaction; the result does not depend on the order events
+// arrive in. When [Config.CallbackURL] is set, each change also queues a
+// callback to the merchant in that transaction; package callback delivers
+// them (signed per Standard Webhooks, retried for days, every attempt
+// logged) and exports callback.Verify for the receiving side.
+//
+// # Idempotency, limits and logs
+//
+// The HTTP API honours Idempotency-Key on every creating POST; from Go, set
+// the IdempotencyKey field of the params. Payment and refund ids, and the
+// idempotency keys sent to Stripe, derive from it, so a retry resumes
+// rather than repeats. [Config.RateLimit] limits each API key;
+// [Config.SystemLogs] writes a system log row for every request, webhook,
+// payment action and error off the request path (call [Gateway.Close] to
+// flush it); [Config.Metrics] serves Prometheus metrics. Secrets are masked
+// in every log line, system log row and error message.
+//
 // # Storage
 //
 // The Gateway needs a [Store]; package store implements it on PostgreSQL
