@@ -120,25 +120,25 @@ func (w *logWriter) run() {
 		cancel()
 		batch = batch[:0]
 	}
+	add := func(row SystemLog) {
+		batch = append(batch, row)
+		if len(batch) >= systemLogBatch {
+			flush()
+		}
+	}
 	for {
 		select {
 		case row := <-w.ch:
-			batch = append(batch, row)
-			if len(batch) >= systemLogBatch {
-				flush()
-			}
+			add(row)
 		case <-tick.C:
 			flush()
 		case <-house.C:
 			w.g.housekeeping()
 		case <-w.stop:
-			for {
+			for { // drain what was queued before stop, then the last flush
 				select {
 				case row := <-w.ch:
-					batch = append(batch, row)
-					if len(batch) >= systemLogBatch {
-						flush()
-					}
+					add(row)
 				default:
 					flush()
 					return

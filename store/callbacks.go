@@ -132,48 +132,15 @@ func (s *Store) ListCallbackAttempts(ctx context.Context, f paygate.CallbackFilt
 	if f.PaymentID != "" {
 		where = append(where, sq.Eq{"payment_id": f.PaymentID})
 	}
-	total, err := count(ctx, s.pool, "paygate_callback_attempts", where)
-	if err != nil {
-		return nil, err
-	}
-	q := psql.Select(`id, callback_id, webhook_event_id, payment_id, url, attempt, success, status_code, error, error_class,
-		duration_ms, response_body, created_at`).From("paygate_callback_attempts").Where(where).OrderBy("id DESC").Limit(uint64(f.Limit + 1))
-	if f.Cursor != "" {
-		id, err := decodeIDCursor(f.Cursor)
-		if err != nil {
-			return nil, err
-		}
-		q = q.Where(sq.Lt{"id": id})
-	} else {
-		q = q.Offset(uint64(f.Offset))
-	}
-	sql, args, err := q.ToSql()
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: list callback attempts: %w", err)
-	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (paygate.CallbackAttempt, error) {
-		var a paygate.CallbackAttempt
-		var id int64
-		err := r.Scan(&id, &a.CallbackID, &a.WebhookEventID, &a.PaymentID, &a.URL, &a.Attempt, &a.Success, &a.StatusCode,
-			&a.Error, &a.ErrorClass, &a.DurationMs, &a.ResponseBody, &a.CreatedAt)
-		a.ID, a.CreatedAt = strconv.FormatInt(id, 10), a.CreatedAt.UTC()
-		return a, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: list callback attempts: %w", err)
-	}
-	page := &paygate.Page[paygate.CallbackAttempt]{Items: items, Total: total, Limit: f.Limit, Offset: f.Offset}
-	if page.Items == nil {
-		page.Items = []paygate.CallbackAttempt{}
-	}
-	if len(items) > f.Limit {
-		page.Items = items[:f.Limit]
-		c := encodeIDCursor(page.Items[f.Limit-1].ID)
-		page.NextCursor = &c
-	}
-	return page, nil
+	return listPage(ctx, s.pool, "paygate_callback_attempts", `id, callback_id, webhook_event_id, payment_id, url, attempt, success,
+		status_code, error, error_class, duration_ms, response_body, created_at`, where, f.PageParams,
+		byID(func(a paygate.CallbackAttempt) string { return a.ID }),
+		func(r pgx.CollectableRow) (paygate.CallbackAttempt, error) {
+			var a paygate.CallbackAttempt
+			var id int64
+			err := r.Scan(&id, &a.CallbackID, &a.WebhookEventID, &a.PaymentID, &a.URL, &a.Attempt, &a.Success, &a.StatusCode,
+				&a.Error, &a.ErrorClass, &a.DurationMs, &a.ResponseBody, &a.CreatedAt)
+			a.ID, a.CreatedAt = strconv.FormatInt(id, 10), a.CreatedAt.UTC()
+			return a, err
+		})
 }

@@ -270,68 +270,23 @@ func (s *Store) ListPayments(ctx context.Context, f paygate.PaymentFilter) (*pay
 	if !f.CreatedTo.IsZero() {
 		where = append(where, sq.Lt{"created_at": f.CreatedTo})
 	}
-	total, err := count(ctx, s.pool, "paygate_payments", where)
+	page, err := listPage(ctx, s.pool, "paygate_payments", paymentColumns, where, f.PageParams,
+		byTime("created_at", func(p paygate.Payment) (time.Time, string) { return p.CreatedAt, p.ID }),
+		func(r pgx.CollectableRow) (paygate.Payment, error) {
+			p, err := scanPayment(r)
+			if err != nil {
+				return paygate.Payment{}, err
+			}
+			return *p, nil
+		})
 	if err != nil {
 		return nil, err
 	}
-	q := psql.Select(paymentColumns).From("paygate_payments").Where(where).
-		OrderBy("created_at DESC", "id DESC").Limit(uint64(f.Limit + 1))
-	if f.Cursor != "" {
-		at, id, err := decodeTimeCursor(f.Cursor)
-		if err != nil {
-			return nil, err
-		}
-		q = q.Where(sq.Expr("(created_at, id) < (?, ?)", at, id))
-	} else {
-		q = q.Offset(uint64(f.Offset))
+	ptrs := make([]*paygate.Payment, len(page.Items))
+	for i := range page.Items {
+		ptrs[i] = &page.Items[i]
 	}
-	sql, args, err := q.ToSql()
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: list payments: %w", err)
-	}
-	var ps []*paygate.Payment
-	for rows.Next() {
-		p, err := scanPayment(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ps = append(ps, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list payments: %w", err)
-	}
-	page := &paygate.Page[paygate.Payment]{Items: []paygate.Payment{}, Total: total, Limit: f.Limit, Offset: f.Offset}
-	if len(ps) > f.Limit {
-		ps = ps[:f.Limit]
-		last := ps[len(ps)-1]
-		c := encodeTimeCursor(last.CreatedAt, last.ID)
-		page.NextCursor = &c
-	}
-	if err := loadRefunds(ctx, s.pool, ps); err != nil {
-		return nil, err
-	}
-	for _, p := range ps {
-		page.Items = append(page.Items, *p)
-	}
-	return page, nil
-}
-
-func count(ctx context.Context, q querier, table string, where sq.And) (int, error) {
-	sql, args, err := psql.Select("count(*)").From(table).Where(where).ToSql()
-	if err != nil {
-		return 0, err
-	}
-	var n int
-	if err := q.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: count %s: %w", table, err)
-	}
-	return n, nil
+	return page, loadRefunds(ctx, s.pool, ptrs)
 }
 
 const historyColumns = `id, payment_id, payment_intent_id, event_type, from_status, to_status, amount, currency,
@@ -361,42 +316,8 @@ func (s *Store) ListHistory(ctx context.Context, f paygate.HistoryFilter) (*payg
 	if f.EventType != "" {
 		where = append(where, sq.Eq{"event_type": f.EventType})
 	}
-	total, err := count(ctx, s.pool, "paygate_payment_history", where)
-	if err != nil {
-		return nil, err
-	}
-	q := psql.Select(historyColumns).From("paygate_payment_history").Where(where).OrderBy("id DESC").Limit(uint64(f.Limit + 1))
-	if f.Cursor != "" {
-		id, err := decodeIDCursor(f.Cursor)
-		if err != nil {
-			return nil, err
-		}
-		q = q.Where(sq.Lt{"id": id})
-	} else {
-		q = q.Offset(uint64(f.Offset))
-	}
-	sql, args, err := q.ToSql()
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: list history: %w", err)
-	}
-	items, err := pgx.CollectRows(rows, scanHistory)
-	if err != nil {
-		return nil, fmt.Errorf("store: list history: %w", err)
-	}
-	page := &paygate.Page[paygate.HistoryEntry]{Items: items, Total: total, Limit: f.Limit, Offset: f.Offset}
-	if page.Items == nil {
-		page.Items = []paygate.HistoryEntry{}
-	}
-	if len(items) > f.Limit {
-		page.Items = items[:f.Limit]
-		c := encodeIDCursor(page.Items[f.Limit-1].ID)
-		page.NextCursor = &c
-	}
-	return page, nil
+	return listPage(ctx, s.pool, "paygate_payment_history", historyColumns, where, f.PageParams,
+		byID(func(h paygate.HistoryEntry) string { return h.ID }), scanHistory)
 }
 
 // PaymentHistory implements paygate.Store.

@@ -48,50 +48,16 @@ func (s *Store) ListSystemLogs(ctx context.Context, f paygate.SystemLogFilter) (
 	if !f.To.IsZero() {
 		where = append(where, sq.Lt{"created_at": f.To})
 	}
-	total, err := count(ctx, s.pool, "paygate_system_logs", where)
-	if err != nil {
-		return nil, err
-	}
-	q := psql.Select("id, level, source, message, request_id, method, path, status_code, duration_ms, fields, created_at").
-		From("paygate_system_logs").Where(where).OrderBy("id DESC").Limit(uint64(f.Limit + 1))
-	if f.Cursor != "" {
-		id, err := decodeIDCursor(f.Cursor)
-		if err != nil {
-			return nil, err
-		}
-		q = q.Where(sq.Lt{"id": id})
-	} else {
-		q = q.Offset(uint64(f.Offset))
-	}
-	sql, args, err := q.ToSql()
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: list system logs: %w", err)
-	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (paygate.SystemLog, error) {
-		var l paygate.SystemLog
-		var id int64
-		var fields []byte
-		err := r.Scan(&id, &l.Level, &l.Source, &l.Message, &l.RequestID, &l.Method, &l.Path, &l.StatusCode, &l.DurationMs, &fields, &l.CreatedAt)
-		l.ID, l.Fields, l.CreatedAt = strconv.FormatInt(id, 10), fields, l.CreatedAt.UTC()
-		return l, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: list system logs: %w", err)
-	}
-	page := &paygate.Page[paygate.SystemLog]{Items: items, Total: total, Limit: f.Limit, Offset: f.Offset}
-	if page.Items == nil {
-		page.Items = []paygate.SystemLog{}
-	}
-	if len(items) > f.Limit {
-		page.Items = items[:f.Limit]
-		c := encodeIDCursor(page.Items[f.Limit-1].ID)
-		page.NextCursor = &c
-	}
-	return page, nil
+	return listPage(ctx, s.pool, "paygate_system_logs", "id, level, source, message, request_id, method, path, status_code, duration_ms, fields, created_at",
+		where, f.PageParams, byID(func(l paygate.SystemLog) string { return l.ID }),
+		func(r pgx.CollectableRow) (paygate.SystemLog, error) {
+			var l paygate.SystemLog
+			var id int64
+			var fields []byte
+			err := r.Scan(&id, &l.Level, &l.Source, &l.Message, &l.RequestID, &l.Method, &l.Path, &l.StatusCode, &l.DurationMs, &fields, &l.CreatedAt)
+			l.ID, l.Fields, l.CreatedAt = strconv.FormatInt(id, 10), fields, l.CreatedAt.UTC()
+			return l, err
+		})
 }
 
 // PurgeSystemLogs implements paygate.Store, deleting in batches so a large

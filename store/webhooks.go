@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	sq "github.com/Masterminds/squirrel"
 	"github.com/jackc/pgx/v5"
@@ -167,49 +168,15 @@ func (s *Store) ListWebhookEvents(ctx context.Context, f paygate.WebhookEventFil
 	if f.Status != "" {
 		where = append(where, sq.Eq{"status": f.Status})
 	}
-	total, err := count(ctx, s.pool, "paygate_webhook_events", where)
-	if err != nil {
-		return nil, err
-	}
-	q := psql.Select(eventColumns).From("paygate_webhook_events").Where(where).OrderBy("received_at DESC", "id DESC").Limit(uint64(f.Limit + 1))
-	if f.Cursor != "" {
-		at, id, err := decodeTimeCursor(f.Cursor)
-		if err != nil {
-			return nil, err
-		}
-		q = q.Where(sq.Expr("(received_at, id) < (?, ?)", at, id))
-	} else {
-		q = q.Offset(uint64(f.Offset))
-	}
-	sql, args, err := q.ToSql()
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: list events: %w", err)
-	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (paygate.WebhookEvent, error) {
-		e, err := scanEvent(r, false)
-		if err != nil {
-			return paygate.WebhookEvent{}, err
-		}
-		return *e, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: list events: %w", err)
-	}
-	page := &paygate.Page[paygate.WebhookEvent]{Items: items, Total: total, Limit: f.Limit, Offset: f.Offset}
-	if page.Items == nil {
-		page.Items = []paygate.WebhookEvent{}
-	}
-	if len(items) > f.Limit {
-		page.Items = items[:f.Limit]
-		last := page.Items[f.Limit-1]
-		c := encodeTimeCursor(last.ReceivedAt, last.ID)
-		page.NextCursor = &c
-	}
-	return page, nil
+	return listPage(ctx, s.pool, "paygate_webhook_events", eventColumns, where, f.PageParams,
+		byTime("received_at", func(e paygate.WebhookEvent) (time.Time, string) { return e.ReceivedAt, e.ID }),
+		func(r pgx.CollectableRow) (paygate.WebhookEvent, error) {
+			e, err := scanEvent(r, false)
+			if err != nil {
+				return paygate.WebhookEvent{}, err
+			}
+			return *e, nil
+		})
 }
 
 // GetWebhookEvent implements paygate.Store.

@@ -1,0 +1,105 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	sq "github.com/Masterminds/squirrel"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/numedapp/paygate"
+)
+
+// keyset is how a list pages by cursor: its order (newest first), the
+// condition for the rows after a cursor, and the cursor of an item.
+type keyset[T any] struct {
+	order  []string
+	after  func(cursor string) (sq.Sqlizer, error)
+	cursor func(T) string
+}
+
+// byID pages by a bigint identity id.
+func byID[T any](id func(T) string) keyset[T] {
+	return keyset[T]{
+		order: []string{"id DESC"},
+		after: func(c string) (sq.Sqlizer, error) {
+			id, err := decodeIDCursor(c)
+			if err != nil {
+				return nil, err
+			}
+			return sq.Lt{"id": id}, nil
+		},
+		cursor: func(t T) string { return encodeIDCursor(id(t)) },
+	}
+}
+
+// byTime pages by a timestamp column, with the text id as tie breaker.
+func byTime[T any](col string, key func(T) (time.Time, string)) keyset[T] {
+	return keyset[T]{
+		order: []string{col + " DESC", "id DESC"},
+		after: func(c string) (sq.Sqlizer, error) {
+			at, id, err := decodeTimeCursor(c)
+			if err != nil {
+				return nil, err
+			}
+			return sq.Expr("("+col+", id) < (?, ?)", at, id), nil
+		},
+		cursor: func(t T) string { return encodeTimeCursor(key(t)) },
+	}
+}
+
+// listPage returns the total of table's rows matching where and one page of
+// them, newest first: after pp.Cursor when given, else from pp.Offset.
+func listPage[T any](ctx context.Context, q querier, table, columns string, where sq.And, pp paygate.PageParams,
+	ks keyset[T], scan pgx.RowToFunc[T]) (*paygate.Page[T], error) {
+	total, err := count(ctx, q, table, where)
+	if err != nil {
+		return nil, err
+	}
+	sel := psql.Select(columns).From(table).Where(where).OrderBy(ks.order...).Limit(uint64(pp.Limit + 1))
+	if pp.Cursor != "" {
+		cond, err := ks.after(pp.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		sel = sel.Where(cond)
+	} else {
+		sel = sel.Offset(uint64(pp.Offset))
+	}
+	sql, args, err := sel.ToSql()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list %s: %w", table, err)
+	}
+	items, err := pgx.CollectRows(rows, scan)
+	if err != nil {
+		return nil, fmt.Errorf("store: list %s: %w", table, err)
+	}
+	page := &paygate.Page[T]{Items: items, Total: total, Limit: pp.Limit, Offset: pp.Offset}
+	if page.Items == nil {
+		page.Items = []T{}
+	}
+	if len(items) > pp.Limit {
+		page.Items = items[:pp.Limit]
+		c := ks.cursor(page.Items[pp.Limit-1])
+		page.NextCursor = &c
+	}
+	return page, nil
+}
+
+// count counts table's rows matching where.
+func count(ctx context.Context, q querier, table string, where sq.And) (int, error) {
+	sql, args, err := psql.Select("count(*)").From(table).Where(where).ToSql()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	if err := q.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count %s: %w", table, err)
+	}
+	return n, nil
+}
