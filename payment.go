@@ -617,11 +617,13 @@ func stripeMetadata(p *Payment) map[string]string {
 	return m
 }
 
-// stripeParams sets what every Stripe call carries: the context, the
-// payment's metadata and an idempotency key derived from the payment id and
-// the operation, so that a retried call never creates a second object.
+// stripeParams sets what every creating Stripe call carries: the context,
+// the payment's metadata and an idempotency key derived from the payment id
+// and the operation, so that a retried call never creates a second object.
+// The call is not canceled when the caller goes away (it is bounded by the
+// Stripe client's timeout): an object half made is an unknown outcome.
 func (g *Gateway) stripeParams(ctx context.Context, sp *stripe.Params, p *Payment, op string) {
-	sp.Context = ctx
+	sp.Context = context.WithoutCancel(ctx)
 	sp.SetIdempotencyKey(idempotencyKey(p.ID, op))
 	for k, v := range stripeMetadata(p) {
 		sp.AddMetadata(k, v)

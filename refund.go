@@ -117,7 +117,7 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 	if in.Reason != "" {
 		params.Reason = stripe.String(in.Reason)
 	}
-	params.Context = ctx
+	params.Context = context.WithoutCancel(ctx) // a refund is not abandoned because the caller hung up
 	params.SetIdempotencyKey(idempotencyKey(p.ID, "refund:"+refundID))
 	params.AddMetadata(MetadataKey, p.ID)
 	params.AddMetadata(metadataRefundKey, refundID)

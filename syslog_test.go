@@ -295,3 +295,20 @@ func TestRedaction(t *testing.T) {
 		t.Fatalf("the flow was not logged (%d rows)", rows.Total)
 	}
 }
+
+// The prefilter never hides a credential from the pattern.
+func TestRedactShapes(t *testing.T) {
+	t.Parallel()
+	gw, err := paygate.New(paygate.Config{Store: &nopStore{}, InsecureNoAuth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"sk_live_abc123", "rk_test_XYZ9", "whsec_abc+/=", "pi_123_secret_456", "Bearer tok-en", "BEARER tok", "bearer x"} {
+		if got := paygate.RedactForTest(gw, "x "+s+" y"); strings.Contains(got, s) || !strings.Contains(got, "[redacted]") {
+			t.Errorf("redact(%q) = %q", s, got)
+		}
+	}
+	if got := paygate.RedactForTest(gw, "payment pay_123 created"); got != "payment pay_123 created" {
+		t.Errorf("ordinary text changed: %q", got)
+	}
+}

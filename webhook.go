@@ -327,6 +327,7 @@ func (g *Gateway) HandleWebhook(ctx context.Context, payload []byte, signature s
 	}
 	var refs PaymentRefs
 	var apply func(p *Payment) ([]HistoryEntry, error)
+	queued := false // whether the transaction queued callbacks
 	if handledTypes[ev.Type] {
 		var obj stripeObject
 		if err := json.Unmarshal(ev.Data.Object, &obj); err != nil || obj.ID == "" {
@@ -335,23 +336,13 @@ func (g *Gateway) HandleWebhook(ctx context.Context, payload []byte, signature s
 			refs = obj.refs()
 			apply = func(p *Payment) ([]HistoryEntry, error) {
 				hist, err := applyEvent(p, ev.ID, ev.Type, &obj, now)
-				if err == nil {
-					g.queueCallbacks(p, ev.ID, ev.Type, &obj, hist, now)
+				if err != nil {
+					return nil, err
 				}
-				return hist, err
+				g.queueCallbacks(p, ev.ID, ev.Type, &obj, hist, now)
+				queued = g.cfg.CallbackURL != "" && len(hist) > 0
+				return hist, nil
 			}
-		}
-	}
-	queued := false
-	if apply != nil {
-		inner := apply
-		apply = func(p *Payment) ([]HistoryEntry, error) {
-			hist, err := inner(p)
-			queued = false
-			for _, h := range hist {
-				queued = queued || h.Callback != nil
-			}
-			return hist, err
 		}
 	}
 	res, dup, err := g.store.RecordWebhookEvent(ctx, stored, refs, apply)

@@ -149,6 +149,11 @@ func loadRefunds(ctx context.Context, q querier, ps []*paygate.Payment) error {
 	if err != nil {
 		return fmt.Errorf("store: refunds: %w", err)
 	}
+	return scanRefunds(rows, byID)
+}
+
+// scanRefunds appends each refund row to its payment.
+func scanRefunds(rows pgx.Rows, byID map[string]*paygate.Payment) error {
 	defer rows.Close()
 	for rows.Next() {
 		var r paygate.Refund
@@ -157,27 +162,41 @@ func loadRefunds(ctx context.Context, q querier, ps []*paygate.Payment) error {
 			return fmt.Errorf("store: refunds: %w", err)
 		}
 		r.CreatedAt, r.UpdatedAt = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
-		byID[pid].Refunds = append(byID[pid].Refunds, r)
+		if p := byID[pid]; p != nil {
+			p.Refunds = append(p.Refunds, r)
+		}
 	}
 	return rows.Err()
 }
 
-// lockPaymentWhere locks one payment's row and then loads its refunds.
+// lockPaymentWhere locks one payment's row and then loads its refunds, in
+// one round trip: the two statements go as one pipelined batch.
 //
 // The refunds must be read by a statement that starts after the lock is
-// held: under READ COMMITTED, a SELECT … FOR UPDATE that waited for the lock
-// re-reads the locked row, but any subquery of it keeps the statement's
-// older snapshot and would miss refunds committed meanwhile, letting two
-// concurrent refunds pass the over-refund guard.
+// held. Under READ COMMITTED each statement of the batch takes its own
+// snapshot when it starts, so the second sees every refund committed before
+// the lock was granted. (A subquery of the locking SELECT would not: it keeps
+// the statement's older snapshot and would miss refunds committed meanwhile,
+// letting two concurrent refunds pass the over-refund guard.)
 func lockPaymentWhere(ctx context.Context, tx pgx.Tx, where string, arg any) (*paygate.Payment, error) {
-	p, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns+` FROM paygate_payments p WHERE `+where+` LIMIT 1 FOR UPDATE`, arg))
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+paymentColumns+` FROM paygate_payments p WHERE `+where+` LIMIT 1 FOR UPDATE`, arg)
+	b.Queue(`SELECT id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at FROM paygate_refunds
+		WHERE payment_id = (SELECT p.id FROM paygate_payments p WHERE `+where+` LIMIT 1) ORDER BY created_at, id`, arg)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	p, err := scanPayment(br.QueryRow())
 	if err != nil {
 		return nil, err
 	}
-	if err := loadRefunds(ctx, tx, []*paygate.Payment{p}); err != nil {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("store: refunds: %w", err)
+	}
+	if err := scanRefunds(rows, map[string]*paygate.Payment{p.ID: p}); err != nil {
 		return nil, err
 	}
-	return p, nil
+	return p, br.Close()
 }
 
 // UpdatePayment implements paygate.Store.

@@ -40,6 +40,7 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "how long each level runs")
 	payments := flag.Int("payments", 2000, "payments the events are spread over")
 	poolSize := flag.Int("pool", 16, "database connections")
+	ops := flag.Bool("ops", true, "system logs and metrics on, as in paymentd")
 	durable := flag.Bool("durable", false, "run the throwaway PostgreSQL with fsync, full_page_writes and synchronous_commit on")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (server and senders) here")
 	flag.Parse()
@@ -85,7 +86,7 @@ func main() {
 	}
 	st := store.New(pool)
 	gw, err := paygate.New(paygate.Config{Store: st, InsecureNoAuth: true, WebhookSecrets: []string{secret},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), SystemLogs: *ops, Metrics: *ops})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -110,7 +111,9 @@ func main() {
 		}
 	}
 
-	fmt.Printf("webhook ingest over HTTP: %d payments, %v per level, pool %d, GOMAXPROCS %d, durable %v\n", *payments, *duration, *poolSize, runtime.GOMAXPROCS(0), *durable)
+	defer gw.Close(context.Background())
+	fmt.Printf("webhook ingest over HTTP: %d payments, %v per level, pool %d, GOMAXPROCS %d, durable %v, system logs and metrics %v\n",
+		*payments, *duration, *poolSize, runtime.GOMAXPROCS(0), *durable, *ops)
 	fmt.Printf("%-8s %10s %10s %10s %10s %8s\n", "senders", "events", "events/s", "p50", "p99", "errors")
 	var seq int64
 	var seqMu sync.Mutex
