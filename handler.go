@@ -401,7 +401,7 @@ func (g *Gateway) handleStripeWebhook(w http.ResponseWriter, r *http.Request) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			g.log.LogAttrs(r.Context(), slog.LevelWarn, "paygate: webhook refused", slog.String("reason", "body over 1 MiB"))
-			g.syslog(r.Context(), LevelWarn, SourceWebhook, "webhook refused: body over 1 MiB", map[string]any{"reason": "body over 1 MiB"})
+			g.webhookLog(r.Context(), LevelWarn, "webhook refused: body over 1 MiB", map[string]any{"reason": "body over 1 MiB"})
 			g.metrics.webhook("refused", "body too large")
 			g.writeError(w, r, &Error{Code: CodeInvalid, Status: http.StatusRequestEntityTooLarge, Param: "body", Message: "webhook body exceeds 1 MiB"})
 			return

@@ -221,7 +221,28 @@ func (g *Gateway) redactFields(fields map[string]any) json.RawMessage {
 
 type reqMetaKey struct{}
 
-type reqMeta struct{ method, path string }
+// reqMeta is what observe knows of a request; a webhook request's outcome
+// is added to it, so that the request and its outcome make one row.
+type reqMeta struct {
+	method, path string
+	webhook      *webhookOutcome
+}
+
+type webhookOutcome struct {
+	level, message string
+	fields         map[string]any
+}
+
+// webhookLog records a webhook's outcome: on the request's own row when
+// served by Handler or WebhookHandler, else (HandleWebhook called from Go)
+// as a row of its own.
+func (g *Gateway) webhookLog(ctx context.Context, level, msg string, fields map[string]any) {
+	if rm, ok := ctx.Value(reqMetaKey{}).(*reqMeta); ok {
+		rm.webhook = &webhookOutcome{level: level, message: msg, fields: fields}
+		return
+	}
+	g.syslog(ctx, level, SourceWebhook, msg, fields)
+}
 
 // statusWriter remembers the status a handler answered with.
 type statusWriter struct {
@@ -249,7 +270,8 @@ func (g *Gateway) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		ctx := context.WithValue(r.Context(), reqMetaKey{}, &reqMeta{method: r.Method, path: r.URL.Path})
+		rm := &reqMeta{method: r.Method, path: r.URL.Path}
+		ctx := context.WithValue(r.Context(), reqMetaKey{}, rm)
 		r = r.WithContext(ctx)
 		next.ServeHTTP(sw, r)
 		d := time.Since(start)
@@ -270,7 +292,18 @@ func (g *Gateway) observe(next http.Handler) http.Handler {
 		}
 		row := SystemLog{Level: level, Source: SourceHTTP, Message: r.Method + " " + r.URL.Path + " " + http.StatusText(status),
 			RequestID: RequestIDFrom(ctx), Method: r.Method, Path: r.URL.Path, StatusCode: status, DurationMs: d.Milliseconds(),
-			Fields: g.redactFields(map[string]any{"route": r.Pattern, "caller": CallerFrom(r)}), CreatedAt: g.now()}
+			CreatedAt: g.now()}
+		fields := map[string]any{"route": r.Pattern, "caller": CallerFrom(r)}
+		if wo := rm.webhook; wo != nil {
+			row.Source, row.Message = SourceWebhook, g.redact(wo.message)
+			if wo.level != LevelInfo && level == LevelInfo {
+				row.Level = wo.level
+			}
+			for k, v := range wo.fields {
+				fields[k] = v
+			}
+		}
+		row.Fields = g.redactFields(fields)
 		g.logs.add(row)
 	})
 }

@@ -69,6 +69,12 @@ func TestSystemLogRows(t *testing.T) {
 	if !sawRefused {
 		t.Fatalf("no refused-webhook row: %+v", hooks)
 	}
+	// A webhook request is one row: the request and its outcome.
+	one := e.logsWhere(t, paygate.SystemLogFilter{RequestID: "req-syslog-2"}, 1)
+	if len(one) != 1 || one[0].Source != "webhook" || one[0].Path != "/api/webhooks/stripe" || one[0].StatusCode != 200 ||
+		fieldsOf(t, one[0])["outcome"] != "processed" || fieldsOf(t, one[0])["eventId"] != "evt_syslog1" {
+		t.Fatalf("webhook request rows: %+v", one)
+	}
 
 	// The read endpoint, with filters.
 	var page paygate.Page[paygate.SystemLog]

@@ -305,18 +305,18 @@ func (g *Gateway) HandleWebhook(ctx context.Context, payload []byte, signature s
 	now := g.now()
 	if err := verifyStripeSignature(payload, signature, g.cfg.WebhookSecrets, g.cfg.WebhookTolerance, now); err != nil {
 		g.log.LogAttrs(ctx, slog.LevelWarn, "paygate: webhook refused", slog.String("reason", err.Error()))
-		g.syslog(ctx, LevelWarn, SourceWebhook, "webhook refused: "+err.Error(), map[string]any{"reason": err.Error()})
+		g.webhookLog(ctx, LevelWarn, "webhook refused: "+err.Error(), map[string]any{"reason": err.Error()})
 		g.metrics.webhook("refused", err.Error())
 		return nil, &Error{Code: CodeInvalid, Param: "Stripe-Signature", Message: "webhook signature verification failed: " + err.Error(), Err: err}
 	}
 	var ev stripeEvent
 	if err := json.Unmarshal(payload, &ev); err != nil || !bytes.HasPrefix(bytes.TrimSpace(payload), []byte("{")) {
-		g.syslog(ctx, LevelWarn, SourceWebhook, "webhook refused: the payload is not a JSON event", nil)
+		g.webhookLog(ctx, LevelWarn, "webhook refused: the payload is not a JSON event", nil)
 		g.metrics.webhook("refused", "not an event")
 		return nil, invalidParam("body", "the payload is not a JSON event")
 	}
 	if !eventIDPattern.MatchString(ev.ID) || !eventTypePattern.MatchString(ev.Type) {
-		g.syslog(ctx, LevelWarn, SourceWebhook, "webhook refused: not a Stripe event", nil)
+		g.webhookLog(ctx, LevelWarn, "webhook refused: not a Stripe event", nil)
 		g.metrics.webhook("refused", "not an event")
 		return nil, invalidParam("body", "the payload is not a Stripe event (id and type are required)")
 	}
@@ -357,7 +357,7 @@ func (g *Gateway) HandleWebhook(ctx context.Context, payload []byte, signature s
 		outcome = "duplicate"
 	}
 	g.metrics.webhook(outcome, "")
-	g.syslog(ctx, LevelInfo, SourceWebhook, "webhook "+ev.Type+" "+outcome,
+	g.webhookLog(ctx, LevelInfo, "webhook "+ev.Type+" "+outcome,
 		map[string]any{"eventId": ev.ID, "type": ev.Type, "outcome": outcome, "paymentId": res.PaymentID, "apiVersion": ev.APIVersion})
 	g.log.LogAttrs(ctx, slog.LevelInfo, "paygate: webhook",
 		slog.String("event_id", ev.ID), slog.String("type", ev.Type),
