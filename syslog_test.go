@@ -127,9 +127,13 @@ func TestSystemLogFloodDropsNeverBlocks(t *testing.T) {
 	if d := time.Since(start); d > 20*time.Second {
 		t.Fatalf("400 requests took %v", d)
 	}
+	// Far more rows than any writer drains: queueing never waits.
+	if d := paygate.FloodSystemLog(e.gw, 100_000); d > 5*time.Second {
+		t.Fatalf("queueing 100,000 rows took %v: the writer blocks its callers", d)
+	}
 	dropped := e.gw.SystemLogsDropped()
 	if dropped == 0 {
-		t.Fatal("no rows dropped with a buffer of 4 and 400 requests")
+		t.Fatal("no rows dropped with a buffer of 4 and a flood of 100,000")
 	}
 	var h paygate.Health
 	e.do("GET", "/api/health", "").must(t, 200, &h)
