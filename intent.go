@@ -97,7 +97,7 @@ type IntentStatus struct {
 // state machine when Stripe's is ahead (a missed webhook). It returns a *Error
 // of code not_found for a PaymentIntent this service did not create.
 func (g *Gateway) GetPaymentIntent(ctx context.Context, paymentIntentID string) (*IntentStatus, error) {
-	p, pi, err := g.fetchIntent(ctx, paymentIntentID, "payment_intent_get")
+	p, pi, err := g.fetchIntent(ctx, paymentIntentID)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ type IntentSession struct {
 // service created, with the publishable key. The client secret is fetched
 // from Stripe each time; it is never stored.
 func (g *Gateway) PaymentIntentSession(ctx context.Context, paymentIntentID string) (*IntentSession, error) {
-	p, pi, err := g.fetchIntent(ctx, paymentIntentID, "payment_intent_session")
+	p, pi, err := g.fetchIntent(ctx, paymentIntentID)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +157,7 @@ func (g *Gateway) PaymentIntentSession(ctx context.Context, paymentIntentID stri
 
 // fetchIntent loads the stored payment of a PaymentIntent id and the
 // PaymentIntent from Stripe.
-func (g *Gateway) fetchIntent(ctx context.Context, id, _ string) (*Payment, *stripe.PaymentIntent, error) {
+func (g *Gateway) fetchIntent(ctx context.Context, id string) (*Payment, *stripe.PaymentIntent, error) {
 	if !intentIDPattern.MatchString(id) {
 		return nil, nil, invalidParam("id", "id must be a PaymentIntent id (pi_…)")
 	}

@@ -457,7 +457,6 @@ func TestNewValidates(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	_ = fmt.Sprint
 }
 
 // BenchmarkDeliver measures callbacks delivered per second to a local

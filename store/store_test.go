@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/numedapp/paygate"
 	"github.com/numedapp/paygate/internal/testenv"
@@ -292,5 +291,3 @@ func TestMigrateConcurrentAndIdempotent(t *testing.T) {
 		t.Fatalf("paygate_migrations rows = %d (%v), want %d", n, err, len(ms))
 	}
 }
-
-var _ = cmpopts.EquateEmpty
