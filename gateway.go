@@ -283,7 +283,7 @@ func (b *observedBackend) Call(method, path, key string, params stripe.ParamsCon
 	return b.observe(b.Backend.Call(method, path, key, params, v))
 }
 
-// Config is what a payment page needs to talk to Stripe.
+// PublicConfig is what a payment page needs to talk to Stripe.
 type PublicConfig struct {
 	PublishableKey string `json:"publishableKey"`
 	Currency       string `json:"currency"`
