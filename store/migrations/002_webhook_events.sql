@@ -16,4 +16,3 @@ CREATE TABLE paygate_webhook_events (
 CREATE INDEX paygate_events_received ON paygate_webhook_events (received_at DESC, id DESC);
 CREATE INDEX paygate_events_type ON paygate_webhook_events (type, received_at DESC, id DESC);
 CREATE INDEX paygate_events_status ON paygate_webhook_events (status, received_at DESC, id DESC);
-CREATE INDEX paygate_history_event ON paygate_payment_history (stripe_event_id) WHERE stripe_event_id <> '';
