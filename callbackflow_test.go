@@ -223,3 +223,36 @@ func TestNoCallbackURLQueuesNothing(t *testing.T) {
 		t.Fatalf("queued %d (%v), health %+v", n, err, h.Checks.Callback)
 	}
 }
+
+// A callback queued by one replica wakes an engine elsewhere through
+// LISTEN/NOTIFY, long before its next poll.
+func TestListenWakesEngine(t *testing.T) {
+	t.Parallel()
+	m := newMerchant(t)
+	e := newEnv(t, withWebhookSecrets(whsecNew), func(c *paygate.Config) { c.CallbackURL = m.URL + "/hooks" })
+	eng, err := callback.New(callback.Config{Queue: e.store, Secrets: []string{callbackSecret}, PollInterval: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = e.store.ListenCallbacks(ctx, eng.Wake) }()
+	go func() { _ = eng.Run(ctx) }()
+	time.Sleep(200 * time.Millisecond) // the engine's first poll found nothing; LISTEN is up
+	p := e.webhookPayment(paygate.MethodIntent, 1000)
+	e.send(stripeEventJSON("", "payment_intent.succeeded", "2023-10-16", piObject(p.PaymentIntentID, "succeeded", 1000, p.ID, "ch_w"))).must(t, 200, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m.mu.Lock()
+		n := len(m.bodies)
+		m.mu.Unlock()
+		if n == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the engine was not woken by NOTIFY")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

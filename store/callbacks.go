@@ -144,3 +144,47 @@ func (s *Store) ListCallbackAttempts(ctx context.Context, f paygate.CallbackFilt
 			return a, err
 		})
 }
+
+// callbackChannel is the LISTEN/NOTIFY channel that announces new callbacks.
+const callbackChannel = "paygate_callbacks"
+
+// ListenCallbacks calls wake whenever a transaction that queued callbacks
+// commits, on any replica, until ctx is done (then it returns nil). It holds
+// one connection of the pool for LISTEN and reconnects after errors. It is a
+// hint that shortens the wait for a callback engine's next poll (give it
+// callback.Engine.Wake); polling remains the guarantee.
+func (s *Store) ListenCallbacks(ctx context.Context, wake func()) error {
+	for ctx.Err() == nil {
+		err := s.listen(ctx, wake)
+		if ctx.Err() != nil {
+			return nil
+		}
+		_ = err
+		wake() // something may have been queued while we were not listening
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+func (s *Store) listen(ctx context.Context, wake func()) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+callbackChannel); err != nil {
+		return err
+	}
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "UNLISTEN "+callbackChannel)
+	}()
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			return err
+		}
+		wake()
+	}
+}

@@ -237,6 +237,7 @@ func refundsByID(p *paygate.Payment) map[string]paygate.Refund {
 // queueSave queues, for one round trip, the writes of a locked payment: its
 // mutable fields, its new or changed refunds, and the history entries.
 func queueSave(b *pgx.Batch, p *paygate.Payment, before map[string]paygate.Refund, hist []paygate.HistoryEntry) {
+	queued := false
 	b.Queue(`UPDATE paygate_payments SET status = $2, amount_refunded = $3, stripe_amount_refunded = $4,
 		payment_url = $5, price_id = $6, payment_link_id = $7, checkout_session_id = $8, payment_intent_id = $9,
 		charge_id = $10, livemode = $11, updated_at = $12, customer_email = $13, callback_seq = $14 WHERE id = $1`,
@@ -267,7 +268,12 @@ func queueSave(b *pgx.Batch, p *paygate.Payment, before map[string]paygate.Refun
 				status, next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 				c.ID, c.PaymentID, c.WebhookEventID, c.Sequence, c.EventType, c.Action, c.URL, string(c.Payload),
 				c.Status, c.NextAttemptAt, c.CreatedAt, c.UpdatedAt)
+			queued = true
 		}
+	}
+	if queued {
+		// Delivered at commit, to every replica's ListenCallbacks: a hint.
+		b.Queue(`SELECT pg_notify('` + callbackChannel + `', '')`)
 	}
 }
 

@@ -198,6 +198,7 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, log *slog.Logger
 	go func() {
 		defer close(engineDone)
 		if engine != nil {
+			go func() { _ = st.ListenCallbacks(engineCtx, engine.Wake) }() // other replicas' callbacks, at once
 			_ = engine.Run(engineCtx)
 		}
 	}()
