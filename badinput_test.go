@@ -2,6 +2,7 @@ package paygate_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
@@ -56,6 +57,9 @@ func amountCases(path, extra string) []badCase {
 		{"metadata long value", "POST", path, `{"amount": 5, "metadata": {"k": "` + strings.Repeat("v", 501) + `"}` + extra + `}`, 400, "metadata.k"},
 		{"metadata long key", "POST", path, `{"amount": 5, "metadata": {"` + strings.Repeat("k", 41) + `": "v"}` + extra + `}`, 400, "metadata"},
 		{"metadata too many keys", "POST", path, `{"amount": 5, "metadata": {` + manyKeys(50) + `}` + extra + `}`, 400, "metadata"},
+		{"metadata NUL value", "POST", path, `{"amount": 5, "metadata": {"k": "a\u0000b"}` + extra + `}`, 400, "metadata.k"},
+		{"metadata control key", "POST", path, `{"amount": 5, "metadata": {"k\u0007": "v"}` + extra + `}`, 400, "metadata"},
+		{"description NUL", "POST", path, `{"amount": 5, "description": "a\u0000b"` + extra + `}`, 400, "description"},
 		{"description too long", "POST", path, `{"amount": 5, "description": "` + strings.Repeat("d", 1001) + `"` + extra + `}`, 400, "description"},
 	}
 }
@@ -131,6 +135,9 @@ func TestBadInput(t *testing.T) {
 		badCase{"range reversed", "GET", "/api/payments?createdFrom=2024-02-01T00:00:00Z&createdTo=2024-01-01T00:00:00Z", "", 400, "createdTo"},
 		badCase{"cursor malformed", "GET", "/api/payments?cursor=%%%", "", 400, "query"},
 		badCase{"cursor garbage", "GET", "/api/payments?cursor=bm9wZQ", "", 400, "cursor"},
+		badCase{"cursor with NUL id", "GET", "/api/payments?cursor=" + nulCursor(), "", 400, "cursor"},
+		badCase{"customerEmail NUL", "GET", "/api/payments?customerEmail=a%00b", "", 400, "customerEmail"},
+		badCase{"successUrl NUL", "POST", "/api/payments/generate-url", `{"amount": 5, "successUrl": "https://a.example/\u0000"}`, 400, "successUrl"},
 		badCase{"history limit zero", "GET", "/api/payments/history?limit=0", "", 400, "limit"},
 		badCase{"history paymentId malformed", "GET", "/api/payments/history?paymentId=x", "", 400, "paymentId"},
 		badCase{"history intent malformed", "GET", "/api/payments/history?paymentIntentId=x", "", 400, "paymentIntentId"},
@@ -164,6 +171,10 @@ func TestBadInput(t *testing.T) {
 	if after.Total != before.Total || after.Items[0].AmountRefunded != 0 || after.Items[0].Status != paygate.StatusSucceeded {
 		t.Fatalf("bad input changed what is stored: before %d payments, after %d: %+v", before.Total, after.Total, after.Items[0])
 	}
+}
+
+func nulCursor() string {
+	return base64.RawURLEncoding.EncodeToString([]byte("2026-01-01T00:00:00Z|pay_\x00x"))
 }
 
 func truncateStr(s string, n int) string {

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stripe/stripe-go/v76"
 )
@@ -325,6 +326,9 @@ func (g *Gateway) ListPayments(ctx context.Context, f PaymentFilter) (*Page[Paym
 	}
 	if f.Method != "" && !f.Method.Valid() {
 		return nil, invalidParam("method", "method must be one of link, intent, checkout")
+	}
+	if f.CustomerEmail != "" && (len(f.CustomerEmail) > maxEmailLen || !utf8.ValidString(f.CustomerEmail) || hasControl(f.CustomerEmail)) {
+		return nil, invalidParam("customerEmail", "customerEmail must be an email address")
 	}
 	if !f.CreatedFrom.IsZero() && !f.CreatedTo.IsZero() && !f.CreatedFrom.Before(f.CreatedTo) {
 		return nil, invalidParam("createdTo", "createdTo must be after createdFrom")

@@ -36,6 +36,10 @@ func checkMetadata(m map[string]string) error {
 			return invalidParam("metadata."+k, "metadata key %s is reserved", k)
 		case utf8.RuneCountInString(v) > maxMetadataValueLen || !utf8.ValidString(v):
 			return invalidParam("metadata."+k, "metadata values must be valid text of at most %d characters", maxMetadataValueLen)
+		case hasControl(k):
+			return invalidParam("metadata", "metadata keys must not contain control characters")
+		case hasControl(v):
+			return invalidParam("metadata."+k, "metadata values must not contain control characters")
 		}
 	}
 	return nil
@@ -70,10 +74,16 @@ func checkText(param, s string, n int) error {
 	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > n {
 		return invalidParam(param, "%s must be text of at most %d characters", param, n)
 	}
-	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) >= 0 {
+	if hasControl(s) {
 		return invalidParam(param, "%s must not contain control characters", param)
 	}
 	return nil
+}
+
+// hasControl reports control characters other than newline and tab (NUL
+// among them, which PostgreSQL cannot store in text).
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) >= 0
 }
 
 // Metadata is the caller's metadata on a create request: string keys and

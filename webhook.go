@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stripe/stripe-go/v76"
 )
@@ -135,6 +136,7 @@ var (
 	errSigFuture            = errors.New("signature timestamp is further in the future than the tolerance")
 	eventIDPattern          = regexp.MustCompile(`^evt_[0-9A-Za-z_]{1,250}$`)
 	eventTypePattern        = regexp.MustCompile(`^[a-z0-9_.]{1,100}$`)
+	apiVersionPattern       = regexp.MustCompile(`^[0-9A-Za-z_.-]{0,64}$`)
 	maxSignatureHeaderBytes = 8 << 10
 )
 
@@ -309,13 +311,18 @@ func (g *Gateway) HandleWebhook(ctx context.Context, payload []byte, signature s
 		g.metrics.webhook("refused", err.Error())
 		return nil, &Error{Code: CodeInvalid, Param: "Stripe-Signature", Message: "webhook signature verification failed: " + err.Error(), Err: err}
 	}
+	if !utf8.Valid(payload) || bytes.Contains(payload, []byte(`\u0000`)) {
+		g.webhookLog(ctx, LevelWarn, "webhook refused: the payload is not valid UTF-8 text", nil)
+		g.metrics.webhook("refused", "not an event")
+		return nil, invalidParam("body", "the payload is not valid UTF-8 text without NUL characters")
+	}
 	var ev stripeEvent
 	if err := json.Unmarshal(payload, &ev); err != nil || !bytes.HasPrefix(bytes.TrimSpace(payload), []byte("{")) {
 		g.webhookLog(ctx, LevelWarn, "webhook refused: the payload is not a JSON event", nil)
 		g.metrics.webhook("refused", "not an event")
 		return nil, invalidParam("body", "the payload is not a JSON event")
 	}
-	if !eventIDPattern.MatchString(ev.ID) || !eventTypePattern.MatchString(ev.Type) {
+	if !eventIDPattern.MatchString(ev.ID) || !eventTypePattern.MatchString(ev.Type) || !apiVersionPattern.MatchString(ev.APIVersion) {
 		g.webhookLog(ctx, LevelWarn, "webhook refused: not a Stripe event", nil)
 		g.metrics.webhook("refused", "not an event")
 		return nil, invalidParam("body", "the payload is not a Stripe event (id and type are required)")

@@ -217,6 +217,9 @@ func TestWebhookSignatureRefusals(t *testing.T) {
 		{"signed JSON without id", `{"type": "payment_intent.succeeded"}`, signed([]byte(`{"type": "payment_intent.succeeded"}`), whsecNew, now), 400, "id and type"},
 		{"signed JSON without type", `{"id": "evt_123"}`, signed([]byte(`{"id": "evt_123"}`), whsecNew, now), 400, "id and type"},
 		{"signed JSON array", `[1]`, signed([]byte(`[1]`), whsecNew, now), 400, "not a JSON event"},
+		{"signed invalid UTF-8", "{\"id\": \"evt_u\", \"type\": \"x\", \"v\": \"\xff\"}", signed([]byte("{\"id\": \"evt_u\", \"type\": \"x\", \"v\": \"\xff\"}"), whsecNew, now), 400, "UTF-8"},
+		{"signed NUL escape", `{"id": "evt_n", "type": "x", "data": {"object": {"id": "cus_\u0000"}}}`, signed([]byte(`{"id": "evt_n", "type": "x", "data": {"object": {"id": "cus_\u0000"}}}`), whsecNew, now), 400, "NUL"},
+		{"signed bad api_version", `{"id": "evt_v", "type": "x", "api_version": "2023\n10"}`, signed([]byte(`{"id": "evt_v", "type": "x", "api_version": "2023\n10"}`), whsecNew, now), 400, "not a Stripe event"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.do("POST", "/api/webhooks/stripe", tc.body, "Stripe-Signature", tc.header, "Authorization", "")

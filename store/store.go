@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -373,6 +374,9 @@ func encodeTimeCursor(t time.Time, id string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id))
 }
 
+// cursorIDPattern is what the ids in cursors look like (pay_…, evt_…).
+var cursorIDPattern = regexp.MustCompile(`^[0-9A-Za-z_]{1,255}$`)
+
 func errCursor() error {
 	return &paygate.Error{Code: paygate.CodeInvalid, Param: "cursor", Message: "cursor is malformed; pass a nextCursor from a previous page"}
 }
@@ -384,7 +388,7 @@ func decodeTimeCursor(c string) (time.Time, string, error) {
 	}
 	ts, id, ok := strings.Cut(string(b), "|")
 	t, err := time.Parse(time.RFC3339Nano, ts)
-	if !ok || err != nil || id == "" {
+	if !ok || err != nil || !cursorIDPattern.MatchString(id) {
 		return time.Time{}, "", errCursor()
 	}
 	return t, id, nil
