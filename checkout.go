@@ -89,13 +89,12 @@ func (g *Gateway) CreateCheckoutSession(ctx context.Context, in CheckoutParams) 
 	if err != nil {
 		return nil, g.abandon(ctx, p, err)
 	}
+	// The session's PaymentIntent is made when the customer pays (API
+	// 2023-10-16); checkout.session.completed records it.
 	if _, err := g.attach(ctx, p.ID, func(p *Payment) {
 		p.CheckoutSessionID = s.ID
 		p.PaymentURL = s.URL
 		p.Livemode = s.Livemode
-		if s.PaymentIntent != nil && s.PaymentIntent.ID != "" {
-			p.PaymentIntentID = s.PaymentIntent.ID
-		}
 	}); err != nil {
 		return nil, err
 	}

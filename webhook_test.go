@@ -643,3 +643,25 @@ func TestWebhookHandlerStandalone(t *testing.T) {
 		t.Fatalf("HandleWebhook = %+v, %v", res, err)
 	}
 }
+
+// An event naming a Stripe id that already belongs to another payment is
+// stored as failed (200, so Stripe stops resending), not a 500 forever.
+func TestWebhookIDClashIsAFailedEvent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withWebhookSecrets(whsecNew))
+	taken := e.webhookPayment(paygate.MethodIntent, 1000)
+	p := e.webhookPayment(paygate.MethodCheckout, 1000)
+	var res paygate.WebhookResult
+	e.send(stripeEventJSON("evt_clash", "checkout.session.completed", "2023-10-16",
+		sessionObject(p.CheckoutSessionID, taken.PaymentIntentID, "", "paid", "complete", 1000, p.ID))).must(t, 200, &res)
+	if res.Status != paygate.EventFailed {
+		t.Fatalf("result = %+v", res)
+	}
+	ev, err := e.gw.GetWebhookEvent(context.Background(), "evt_clash")
+	if err != nil || ev.Status != paygate.EventFailed || !strings.Contains(ev.Error, "another payment") {
+		t.Fatalf("event = %+v, %v", ev, err)
+	}
+	if got := e.payment(p.ID); got.Status != paygate.StatusPending || got.PaymentIntentID != "" {
+		t.Fatalf("payment changed: %+v", got.Payment)
+	}
+}

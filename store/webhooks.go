@@ -8,6 +8,7 @@ import (
 
 	sq "github.com/Masterminds/squirrel"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/numedapp/paygate"
 )
@@ -102,6 +103,15 @@ func (s *Store) RecordWebhookEvent(ctx context.Context, ev *paygate.WebhookEvent
 		out = &o
 		return nil
 	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		// The event names a Stripe object already recorded on another
+		// payment. Retrying cannot help: store the event as failed, so
+		// Stripe stops resending it and an operator can see it.
+		failed := *ev
+		failed.Status, failed.Error = paygate.EventFailed, "a Stripe id in this event already belongs to another payment"
+		return s.RecordWebhookEvent(ctx, &failed, paygate.PaymentRefs{}, nil)
+	}
 	if errors.Is(err, errDuplicate) {
 		dup, err := scanEvent(s.pool.QueryRow(ctx, `UPDATE paygate_webhook_events SET received_count = received_count + 1
 			WHERE id = $1 RETURNING `+eventColumns, ev.ID), false)
