@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/numedapp/paygate"
 )
 
 // FuzzCreateBodies sends arbitrary bodies to every creating endpoint: none
@@ -34,6 +37,38 @@ func FuzzCreateBodies(f *testing.F) {
 			if resp.StatusCode >= 500 {
 				t.Fatalf("POST %s %q: %d %s", p, body, resp.StatusCode, raw)
 			}
+		}
+	})
+}
+
+// FuzzSignedWebhooks sends arbitrary payloads, validly signed, to the
+// webhook endpoint: none may answer 5xx (Stripe would resend it forever).
+func FuzzSignedWebhooks(f *testing.F) {
+	for _, s := range []string{
+		string(stripeEventJSON("evt_f1", "payment_intent.succeeded", "2023-10-16", piObject("pi_f1", "succeeded", 100, "pay_f1", "ch_f1"))),
+		string(stripeEventJSON("evt_f2", "charge.refunded", "2023-10-16", chargeObject("ch_f1", "pi_f1", 100, 50, "pay_f1"))),
+		string(stripeEventJSON("evt_f3", "checkout.session.completed", "2020-08-27", sessionObject("cs_f", "pi_f1", "plink_f", "paid", "complete", 100, ""))),
+		string(stripeEventJSON("evt_f4", "charge.refund.updated", "2023-10-16", refundObject("re_f", "ch_f1", "pi_f1", "failed", 10, nil))),
+		`{"id": "evt_x", "type": "charge.refunded", "data": {"object": {"id": "ch_1", "amount_refunded": -5}}}`,
+		`{"id": "evt_y", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_1", "latest_charge": {"id": 5}}}}`,
+		`{"id": "evt_z", "type": "charge.dispute.created", "data": {"object": {"id": "dp_1", "amount": 1e30}}}`,
+	} {
+		f.Add(s)
+	}
+	e := newEnv(f, withWebhookSecrets(whsecNew))
+	// The payment the seed events name, so that they apply.
+	e.webhookPayment(paygate.MethodIntent, 100, func(q *paygate.Payment) { q.ID, q.PaymentIntentID = "pay_f1", "pi_f1" })
+	f.Fuzz(func(t *testing.T, body string) {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/api/webhooks/stripe", strings.NewReader(body))
+		req.Header.Set("Stripe-Signature", signed([]byte(body), whsecNew, time.Now()))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			t.Fatalf("%q: %d %s", body, resp.StatusCode, raw)
 		}
 	})
 }
