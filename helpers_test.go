@@ -1,7 +1,6 @@
 package paygate_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -83,7 +82,7 @@ type env struct {
 	store *store.Store
 	rec   *recorder
 	srv   *httptest.Server
-	logs  *bytes.Buffer
+	logs  *testenv.LockedBuffer
 }
 
 type envOpt func(*paygate.Config)
@@ -96,13 +95,13 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 		URL:           stripe.String(mockURL),
 		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
 	})}
-	logs := &bytes.Buffer{}
+	logs := &testenv.LockedBuffer{}
 	cfg := paygate.Config{
 		Store:                st,
 		StripeSecretKey:      testsrv.StripeMockKey,
 		StripePublishableKey: "pk_test_123abc",
 		StripeAPIBase:        mockURL,
-		Logger:               slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil)),
+		Logger:               slog.New(slog.NewJSONHandler(logs, nil)),
 	}
 	auth, err := paygate.BearerKeys(testAPIKey, testAPIKey2)
 	if err != nil {
@@ -120,17 +119,6 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	srv := httptest.NewServer(gw.Handler())
 	t.Cleanup(srv.Close)
 	return &env{t: t, gw: gw, store: st, rec: rec, srv: srv, logs: logs}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // response is a decoded envelope.

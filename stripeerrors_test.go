@@ -1,7 +1,6 @@
 package paygate_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -54,9 +53,9 @@ func newFakeEnvWith(t *testing.T, key string, opts ...envOpt) (*env, *fakeStripe
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	st := store.New(testenv.NewPool(t))
-	logs := &bytes.Buffer{}
+	logs := &testenv.LockedBuffer{}
 	cfg := paygate.Config{Store: st, StripeSecretKey: key, StripeAPIBase: srv.URL, StripeMaxNetworkRetries: -1, InsecureNoAuth: true,
-		Logger: slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil))}
+		Logger: slog.New(slog.NewJSONHandler(logs, nil))}
 	for _, o := range opts {
 		o(&cfg)
 	}

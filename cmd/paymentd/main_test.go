@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,11 +11,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/numedapp/paygate/callback"
@@ -26,46 +22,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
-
-// syncBuffer is a bytes.Buffer safe to read while run writes logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// freshDatabaseURL returns a URL whose connections use a new schema.
-func freshDatabaseURL(t *testing.T) string {
-	t.Helper()
-	base := testenv.DatabaseURL(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "e2e_" + hex.EncodeToString(b[:])
-	conn, err := pgx.Connect(context.Background(), base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -82,7 +38,7 @@ func TestRunEndToEnd(t *testing.T) {
 	const secretKey = testsrv.StripeMockKey
 	addr := freeAddr(t)
 	env := map[string]string{
-		"DATABASE_URL":          freshDatabaseURL(t),
+		"DATABASE_URL":          testenv.SchemaURL(t),
 		"STRIPE_SECRET_KEY":     secretKey,
 		"STRIPE_API_BASE":       testenv.StripeMockURL(t),
 		"PAYMENTD_ADDR":         addr,
@@ -105,7 +61,7 @@ func TestRunEndToEnd(t *testing.T) {
 	env["CALLBACK_URL"] = merchant.URL + "/paygate"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &testenv.LockedBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard, logs) }()
 

@@ -5,11 +5,13 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -87,9 +89,9 @@ func StripeMockURL(t testing.TB) string {
 	return shared.mock.URL
 }
 
-// NewPool returns a pool on a fresh, migrated schema of its own that is
-// dropped when the test ends, so tests are isolated and may run in parallel.
-func NewPool(t testing.TB) *pgxpool.Pool {
+// NewSchema creates a schema of its own for the test, dropped when the test
+// ends, and returns its name.
+func NewSchema(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
 	base := DatabaseURL(t)
@@ -104,12 +106,7 @@ func NewPool(t testing.TB) *pgxpool.Pool {
 	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		t.Fatalf("create schema: %v", err)
 	}
-	pool, err := PoolInSchema(ctx, base, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		pool.Close()
 		c, err := pgx.Connect(context.Background(), base)
 		if err != nil {
 			return
@@ -117,10 +114,54 @@ func NewPool(t testing.TB) *pgxpool.Pool {
 		defer c.Close(context.Background())
 		_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
 	})
+	return schema
+}
+
+// SchemaURL returns a database URL whose connections use a fresh schema of
+// the test's own (search_path), for code that opens its own pool.
+func SchemaURL(t testing.TB) string {
+	t.Helper()
+	base, schema := DatabaseURL(t), NewSchema(t)
+	if strings.Contains(base, "?") {
+		return base + "&search_path=" + schema
+	}
+	return base + "?search_path=" + schema
+}
+
+// NewPool returns a pool on a fresh, migrated schema of its own that is
+// dropped when the test ends, so tests are isolated and may run in parallel.
+func NewPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := PoolInSchema(ctx, DatabaseURL(t), NewSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close) // runs before the schema is dropped
 	if _, err := store.Migrate(ctx, pool); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	return pool
+}
+
+// LockedBuffer collects log output written from several goroutines.
+type LockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (l *LockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns everything written so far.
+func (l *LockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // PoolInSchema opens a pool whose connections use schema as search_path.
