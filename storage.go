@@ -33,6 +33,11 @@ type Store interface {
 	ListHistory(ctx context.Context, f HistoryFilter) (*Page[HistoryEntry], error)
 	// PaymentHistory returns every history entry of a payment, oldest first.
 	PaymentHistory(ctx context.Context, paymentID string) ([]HistoryEntry, error)
+	// PaymentsToReconcile returns the ids of payments whose state Stripe may
+	// know better: not final (pending, processing, failed) and created since
+	// createdSince, or holding a refund reserved before refundsBefore that
+	// Stripe never confirmed. At most limit, oldest first.
+	PaymentsToReconcile(ctx context.Context, createdSince, refundsBefore time.Time, limit int) ([]string, error)
 	// Ping makes a round trip to the database.
 	Ping(ctx context.Context) error
 

@@ -23,6 +23,22 @@ type fakeStripe struct {
 	body     string
 	paths    []string
 	idemKeys []string
+	routes   map[string]fakeAnswer // "GET /v1/…" → answer, before the default
+}
+
+type fakeAnswer struct {
+	status int
+	body   string
+}
+
+// route answers method+path with status and body.
+func (f *fakeStripe) route(method, path string, status int, body string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.routes == nil {
+		f.routes = map[string]fakeAnswer{}
+	}
+	f.routes[method+" "+path] = fakeAnswer{status, body}
 }
 
 func (f *fakeStripe) set(status int, body string) {
@@ -37,6 +53,11 @@ func (f *fakeStripe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.paths = append(f.paths, r.URL.Path)
 	f.idemKeys = append(f.idemKeys, r.Header.Get("Idempotency-Key"))
 	w.Header().Set("Content-Type", "application/json")
+	if a, ok := f.routes[r.Method+" "+r.URL.Path]; ok {
+		w.WriteHeader(a.status)
+		_, _ = w.Write([]byte(a.body))
+		return
+	}
 	w.WriteHeader(f.status)
 	_, _ = w.Write([]byte(f.body))
 }

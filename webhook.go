@@ -342,7 +342,7 @@ func (g *Gateway) HandleWebhook(ctx context.Context, payload []byte, signature s
 		} else {
 			refs = obj.refs()
 			apply = func(p *Payment) ([]HistoryEntry, error) {
-				hist, err := applyEvent(p, ev.ID, ev.Type, &obj, now)
+				hist, err := applyEvent(p, ev.ID, ev.Type, &obj, SourceWebhook, now)
 				if err != nil {
 					return nil, err
 				}
@@ -385,12 +385,12 @@ var handledTypes = func() map[string]bool {
 // nothing did). Applying any set of events gives the same payment whatever
 // their order: statuses only move up their ranks, refunded amounts only grow,
 // refund statuses only move up theirs.
-func applyEvent(p *Payment, eventID, typ string, o *stripeObject, now time.Time) ([]HistoryEntry, error) {
+func applyEvent(p *Payment, eventID, typ string, o *stripeObject, source string, now time.Time) ([]HistoryEntry, error) {
 	from := p.Status
 	changed := false
 	var hist []HistoryEntry
 	add := func(t HistoryType, amount int64, data map[string]any) {
-		h := p.history(t, from, SourceWebhook, amount, data, now)
+		h := p.history(t, from, source, amount, data, now)
 		h.StripeEventID = eventID
 		hist = append(hist, h)
 		from = p.Status

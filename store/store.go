@@ -409,3 +409,22 @@ func decodeIDCursor(c string) (int64, error) {
 	}
 	return id, nil
 }
+
+// PaymentsToReconcile implements paygate.Store.
+func (s *Store) PaymentsToReconcile(ctx context.Context, createdSince, refundsBefore time.Time, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM (
+			SELECT id, created_at FROM paygate_payments
+			WHERE status IN ('pending', 'processing', 'failed') AND created_at >= $1
+			UNION
+			SELECT p.id, p.created_at FROM paygate_refunds r JOIN paygate_payments p ON p.id = r.payment_id
+			WHERE r.status = 'pending' AND r.stripe_refund_id = '' AND r.created_at < $2
+		) due ORDER BY created_at, id LIMIT $3`, createdSince, refundsBefore, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: payments to reconcile: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: payments to reconcile: %w", err)
+	}
+	return ids, nil
+}

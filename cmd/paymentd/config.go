@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/numedapp/paygate/callback"
 )
@@ -27,6 +28,7 @@ type config struct {
 	metrics              bool
 	rateLimit            float64
 	rateBurst            int
+	reconcileEvery       time.Duration
 	insecureNoAuth       bool
 	currency             string
 	logFormat            string
@@ -59,6 +61,17 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	c.callbackURL = getenv("CALLBACK_URL")
 	c.callbackSecrets = splitList(getenv("CALLBACK_SECRET"))
 	c.metrics = getenv("PAYMENTD_METRICS") != "0"
+	c.reconcileEvery = 15 * time.Minute
+	if v := getenv("PAYMENTD_RECONCILE_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if v == "0" {
+			d, err = 0, nil
+		}
+		if err != nil || d < 0 {
+			return c, errors.New("PAYMENTD_RECONCILE_INTERVAL must be a duration such as 15m (0 turns it off)")
+		}
+		c.reconcileEvery = d
+	}
 	c.rateLimit, c.rateBurst = 50, 100
 	if v := getenv("PAYMENTD_RATE_LIMIT"); v != "" {
 		n, err := strconv.ParseFloat(v, 64)

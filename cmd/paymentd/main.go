@@ -3,6 +3,7 @@
 //
 //	paymentd [serve]   run the API (migrates first unless PAYMENTD_MIGRATE=0)
 //	paymentd migrate   apply database migrations and exit
+//	paymentd reconcile catch up with Stripe once (lost webhooks) and exit
 //	paymentd version   print the version
 //	paymentd dev       local demo: a throwaway PostgreSQL and stripe-mock, no auth
 //
@@ -56,9 +57,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version":
 		fmt.Fprintln(stdout, "paymentd", buildVersion())
 		return nil
-	case "serve", "migrate", "dev":
+	case "serve", "migrate", "reconcile", "dev":
 	default:
-		return fmt.Errorf("unknown command %q (serve, migrate, version, dev)", cmd)
+		return fmt.Errorf("unknown command %q (serve, migrate, reconcile, version, dev)", cmd)
 	}
 	if cmd == "dev" {
 		return runDev(ctx, args, getenv, stdout, stderr)
@@ -84,7 +85,48 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return nil
 		}
 	}
+	if cmd == "reconcile" {
+		return reconcileOnce(ctx, cfg, pool, log, stdout)
+	}
 	return serve(ctx, cfg, pool, log)
+}
+
+// reconcileOnce runs one reconciliation pass and prints what it did.
+func reconcileOnce(ctx context.Context, cfg config, pool *pgxpool.Pool, log *slog.Logger, stdout io.Writer) error {
+	if cfg.stripeSecretKey == "" {
+		return errors.New("STRIPE_SECRET_KEY is required to reconcile")
+	}
+	gw, err := paygate.New(paygate.Config{Store: store.New(pool), StripeSecretKey: cfg.stripeSecretKey, StripeAPIBase: cfg.stripeAPIBase,
+		CallbackURL: cfg.callbackURL, InsecureNoAuth: true, Logger: log, Secrets: cfg.callbackSecrets})
+	if err != nil {
+		return err
+	}
+	res, err := gw.Reconcile(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "reconciled: %d checked, %d updated, %d failed\n", res.Checked, res.Updated, res.Failed)
+	return nil
+}
+
+// reconcileEvery runs a reconciliation pass every interval until ctx ends.
+func reconcileEvery(ctx context.Context, gw *paygate.Gateway, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			res, err := gw.Reconcile(ctx)
+			if err != nil {
+				log.LogAttrs(ctx, slog.LevelWarn, "reconciliation failed", slog.String("error", err.Error()))
+				continue
+			}
+			log.LogAttrs(ctx, slog.LevelInfo, "reconciliation pass", slog.Int("checked", res.Checked),
+				slog.Int("updated", res.Updated), slog.Int("failed", res.Failed))
+		}
+	}
 }
 
 func buildVersion() string {
@@ -203,6 +245,9 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, log *slog.Logger
 		}
 	}()
 	defer func() { stopEngine(); <-engineDone }()
+	if cfg.stripeSecretKey != "" && cfg.reconcileEvery > 0 {
+		go reconcileEvery(engineCtx, gw, cfg.reconcileEvery, log)
+	}
 	log.LogAttrs(ctx, slog.LevelInfo, "paymentd listening", slog.String("addr", ln.Addr().String()),
 		slog.String("version", buildVersion()), slog.Bool("auth", gcfg.Auth != nil), slog.Bool("stripe_configured", cfg.stripeSecretKey != ""),
 		slog.Int("webhook_secrets", len(cfg.webhookSecrets)), slog.Bool("callbacks", engine != nil))

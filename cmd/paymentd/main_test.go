@@ -169,6 +169,15 @@ func TestRunEndToEnd(t *testing.T) {
 	case <-time.After(35 * time.Second):
 		t.Fatal("run did not stop after cancel")
 	}
+	// One reconciliation pass through the subcommand (stripe-mock answers).
+	var rout bytes.Buffer
+	if err := run(context.Background(), []string{"reconcile"}, func(k string) string { return env[k] }, &rout, io.Discard); err != nil {
+		t.Fatalf("paymentd reconcile: %v", err)
+	}
+	if !strings.HasPrefix(rout.String(), "reconciled: ") {
+		t.Fatalf("reconcile output %q", rout.String())
+	}
+
 	out := logs.String()
 	for _, secret := range []string{apiKey, secretKey, "old-key-abcdefghijklmnop", env["STRIPE_WEBHOOK_SECRET"], env["CALLBACK_SECRET"]} {
 		if strings.Contains(out, secret) {
@@ -215,6 +224,7 @@ func TestRunConfigErrors(t *testing.T) {
 		{"no keys", map[string]string{"DATABASE_URL": "postgres://u:hunter2secret@127.0.0.1:1/db"}, nil, "PAYMENTD_API_KEYS is required"},
 		{"bad log format", map[string]string{"DATABASE_URL": "postgres://x@h/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "PAYMENTD_LOG_FORMAT": "xml"}, nil, "PAYMENTD_LOG_FORMAT"},
 		{"unknown command", map[string]string{}, []string{"frobnicate"}, "unknown command"},
+		{"bad reconcile interval", map[string]string{"DATABASE_URL": "postgres://x@h/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "PAYMENTD_RECONCILE_INTERVAL": "often"}, nil, "PAYMENTD_RECONCILE_INTERVAL"},
 		{"callback without secret", map[string]string{"DATABASE_URL": "postgres://x@h/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "CALLBACK_URL": "https://m.example/cb"}, nil, "CALLBACK_SECRET is required"},
 		{"short callback secret", map[string]string{"DATABASE_URL": "postgres://x@h/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "CALLBACK_URL": "https://m.example/cb", "CALLBACK_SECRET": "whsec_c2hvcnQ="}, nil, "CALLBACK_SECRET must be"},
 		{"bad flag", map[string]string{}, []string{"serve", "-nope"}, "flag provided but not defined"},

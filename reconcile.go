@@ -1,0 +1,250 @@
+package paygate
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/client"
+)
+
+// Reconciliation windows.
+const (
+	// ReconcileWindow is how far back payments are reconciled: Stripe keeps
+	// events for 30 days.
+	ReconcileWindow = 30 * 24 * time.Hour
+	// refundSettleAfter is how old a refund reservation with no Stripe id
+	// must be before reconciliation settles it: long after any Stripe call
+	// for it has ended.
+	refundSettleAfter = time.Hour
+	reconcileBatch    = 1000
+)
+
+// ReconcileResult counts what a reconciliation pass did.
+type ReconcileResult struct {
+	Checked int `json:"checked"`
+	Updated int `json:"updated"`
+	Failed  int `json:"failed"`
+}
+
+// Reconcile catches up with Stripe where webhooks were lost. For every
+// payment that is not final (pending, processing, failed) and at most 30
+// days old it asks Stripe for its PaymentIntent, Checkout Session or the
+// completed sessions of its payment link, and applies what Stripe says
+// through the same state machine as webhooks (history source "reconcile",
+// callbacks queued as for a webhook). Refunds reserved over an hour ago
+// whose Stripe call had an unknown outcome are settled: matched to Stripe's
+// refund by paygate_refund_id, or marked failed when Stripe has none.
+//
+// A payment that fails to reconcile (Stripe unreachable, say) is counted in
+// Failed and left as it was; Reconcile returns an error only when it cannot
+// start.
+func (g *Gateway) Reconcile(ctx context.Context) (*ReconcileResult, error) {
+	api, err := g.stripeAPI()
+	if err != nil {
+		return nil, err
+	}
+	now := g.now()
+	ids, err := g.store.PaymentsToReconcile(ctx, now.Add(-ReconcileWindow), now.Add(-refundSettleAfter), reconcileBatch)
+	if err != nil {
+		return nil, err
+	}
+	res := &ReconcileResult{}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		res.Checked++
+		changed, err := g.reconcilePayment(ctx, api, id)
+		switch {
+		case err != nil:
+			res.Failed++
+			g.log.LogAttrs(ctx, slog.LevelWarn, "paygate: reconcile failed", attrPayment(id), attrErr(err))
+		case changed:
+			res.Updated++
+		}
+	}
+	g.syslog(ctx, LevelInfo, SourcePayment, "reconciliation pass", map[string]any{"checked": res.Checked, "updated": res.Updated, "failed": res.Failed})
+	return res, nil
+}
+
+// reconcilePayment brings one payment up to date with Stripe and reports
+// whether anything changed.
+func (g *Gateway) reconcilePayment(ctx context.Context, api *client.API, id string) (bool, error) {
+	p, err := g.store.GetPayment(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	typ, obj, err := g.stripeView(ctx, api, p)
+	if err != nil {
+		return false, err
+	}
+	var refunds []stripeObject
+	if hasUnconfirmedRefund(p) && p.PaymentIntentID != "" {
+		if refunds, err = g.stripeRefunds(ctx, api, p.PaymentIntentID); err != nil {
+			return false, err
+		}
+	}
+	if typ == "" && refunds == nil {
+		return false, nil
+	}
+	now := g.now()
+	changed := false
+	_, err = g.store.UpdatePayment(ctx, id, func(p *Payment) ([]HistoryEntry, error) {
+		changed = false
+		var hist []HistoryEntry
+		if typ != "" {
+			h, err := applyEvent(p, "", typ, obj, SourceReconcile, now)
+			if err != nil {
+				return nil, err
+			}
+			g.queueCallbacks(p, "", typ, obj, h, now) // before the entries are copied into hist
+			hist = append(hist, h...)
+		}
+		if refunds != nil {
+			h := settleRefunds(p, refunds, now.Add(-refundSettleAfter), now)
+			g.queueCallbacks(p, "", "charge.refund.updated", &stripeObject{Object: "refund"}, h, now)
+			hist = append(hist, h...)
+		}
+		changed = len(hist) > 0
+		return hist, nil
+	})
+	return changed, err
+}
+
+// stripeView asks Stripe for the object behind p and returns it as the
+// event that would have reported its state ("" when there is nothing to
+// apply).
+func (g *Gateway) stripeView(ctx context.Context, api *client.API, p *Payment) (string, *stripeObject, error) {
+	if p.Status != StatusPending && p.Status != StatusProcessing && p.Status != StatusFailed {
+		return "", nil, nil // final; only its refunds may need settling
+	}
+	switch {
+	case p.PaymentIntentID != "":
+		params := &stripe.PaymentIntentParams{}
+		params.Context = ctx
+		pi, err := api.PaymentIntents.Get(p.PaymentIntentID, params)
+		if err != nil {
+			return "", nil, g.stripeError(ctx, err)
+		}
+		o := &stripeObject{ID: pi.ID, Object: "payment_intent", Status: string(pi.Status), Amount: pi.Amount, Currency: string(pi.Currency)}
+		if pi.LatestCharge != nil {
+			o.LatestCharge = expandable(pi.LatestCharge.ID)
+		}
+		to, ok := intentStatus(pi)
+		if !ok {
+			return "", nil, nil
+		}
+		return map[Status]string{
+			StatusSucceeded:  "payment_intent.succeeded",
+			StatusProcessing: "payment_intent.processing",
+			StatusCanceled:   "payment_intent.canceled",
+			StatusFailed:     "payment_intent.payment_failed",
+		}[to], o, nil
+	case p.CheckoutSessionID != "":
+		params := &stripe.CheckoutSessionParams{}
+		params.Context = ctx
+		s, err := api.CheckoutSessions.Get(p.CheckoutSessionID, params)
+		if err != nil {
+			return "", nil, g.stripeError(ctx, err)
+		}
+		return sessionView(s)
+	case p.PaymentLinkID != "":
+		params := &stripe.CheckoutSessionListParams{PaymentLink: stripe.String(p.PaymentLinkID), Status: stripe.String(string(stripe.CheckoutSessionStatusComplete))}
+		params.Context = ctx
+		it := api.CheckoutSessions.List(params)
+		for it.Next() {
+			if s := it.CheckoutSession(); s.PaymentStatus != stripe.CheckoutSessionPaymentStatusUnpaid {
+				return sessionView(s)
+			}
+		}
+		if err := it.Err(); err != nil {
+			return "", nil, g.stripeError(ctx, err)
+		}
+	}
+	return "", nil, nil
+}
+
+// sessionView turns a Checkout Session into the event that reports it.
+func sessionView(s *stripe.CheckoutSession) (string, *stripeObject, error) {
+	o := &stripeObject{ID: s.ID, Object: "checkout.session", Status: string(s.Status), PaymentStatus: string(s.PaymentStatus),
+		AmountTotal: s.AmountTotal, Currency: string(s.Currency)}
+	if s.PaymentIntent != nil {
+		o.PaymentIntent = expandable(s.PaymentIntent.ID)
+	}
+	if s.PaymentLink != nil {
+		o.PaymentLink = expandable(s.PaymentLink.ID)
+	}
+	if s.CustomerDetails != nil && s.CustomerDetails.Email != "" {
+		o.CustomerDetails = &struct {
+			Email string `json:"email"`
+		}{Email: s.CustomerDetails.Email}
+	}
+	switch s.Status {
+	case stripe.CheckoutSessionStatusComplete:
+		return "checkout.session.completed", o, nil
+	case stripe.CheckoutSessionStatusExpired:
+		return "checkout.session.expired", o, nil
+	}
+	return "", nil, nil
+}
+
+func hasUnconfirmedRefund(p *Payment) bool {
+	for _, r := range p.Refunds {
+		if r.Status == RefundPending && r.StripeRefundID == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// stripeRefunds lists a PaymentIntent's refunds at Stripe.
+func (g *Gateway) stripeRefunds(ctx context.Context, api *client.API, pi string) ([]stripeObject, error) {
+	params := &stripe.RefundListParams{PaymentIntent: stripe.String(pi)}
+	params.Context = ctx
+	it := api.Refunds.List(params)
+	out := []stripeObject{}
+	for it.Next() {
+		r := it.Refund()
+		out = append(out, stripeObject{ID: r.ID, Object: "refund", Status: string(r.Status), Amount: r.Amount, Reason: string(r.Reason), Metadata: r.Metadata})
+	}
+	if err := it.Err(); err != nil {
+		return nil, g.stripeError(ctx, err)
+	}
+	return out, nil
+}
+
+// settleRefunds matches refunds reserved before `before` and never
+// confirmed to Stripe's refunds (by paygate_refund_id); a reservation Stripe
+// has no refund for was never made, and is marked failed.
+func settleRefunds(p *Payment, stripeRefunds []stripeObject, before, now time.Time) []HistoryEntry {
+	var hist []HistoryEntry
+	for i := range p.Refunds {
+		r := &p.Refunds[i]
+		if r.Status != RefundPending || r.StripeRefundID != "" || !r.CreatedAt.Before(before) {
+			continue
+		}
+		from, was := p.Status, p.AmountRefunded
+		var found *stripeObject
+		for j := range stripeRefunds {
+			if stripeRefunds[j].Metadata[metadataRefundKey] == r.ID {
+				found = &stripeRefunds[j]
+			}
+		}
+		t := HistoryRefundUpdated
+		if found != nil {
+			r.StripeRefundID, r.Status = found.ID, refundStatus(stripe.RefundStatus(found.Status))
+		} else {
+			r.Status, t = RefundFailed, HistoryRefundFailed
+		}
+		r.UpdatedAt = now
+		p.recompute()
+		p.UpdatedAt = now
+		h := p.history(t, from, SourceReconcile, r.Amount, map[string]any{"refundId": r.StripeRefundID, "refundStatus": r.Status,
+			"note": fmt.Sprintf("settled by reconciliation (amount refunded %d → %d)", was, p.AmountRefunded)}, now)
+		hist = append(hist, h)
+	}
+	return hist
+}
