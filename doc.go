@@ -37,6 +37,10 @@
 // them (signed per Standard Webhooks, retried for days, every attempt
 // logged) and exports callback.Verify for the receiving side.
 //
+// [Gateway.Reconcile] catches up where webhooks were lost: it re-reads
+// payments that are not final from Stripe and applies what it finds through
+// the same state machine.
+//
 // # Idempotency, limits and logs
 //
 // The HTTP API honours Idempotency-Key on every creating POST; from Go, set
