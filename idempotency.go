@@ -86,10 +86,6 @@ func (g *Gateway) idempotent(next http.HandlerFunc) http.HandlerFunc {
 			g.writeError(w, r, err)
 			return
 		}
-		if !started && rec.InFlight && bytes.Equal(rec.RequestHash, sum[:]) {
-			g.writeError(w, r, &Error{Code: CodeConflict, Param: "Idempotency-Key", Message: "a request with this Idempotency-Key is still in progress"})
-			return
-		}
 		if !started {
 			switch {
 			case !bytes.Equal(rec.RequestHash, sum[:]):

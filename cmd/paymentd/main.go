@@ -141,7 +141,7 @@ func buildVersion() string {
 
 func newLogger(format string, w io.Writer) *slog.Logger {
 	if format == "text" {
-		return slog.New(tint.NewHandler(w, &tint.Options{TimeFormat: time.TimeOnly}))
+		return slog.New(tint.NewTextHandler(w, &tint.Options{TimeFormat: time.TimeOnly}))
 	}
 	return slog.New(slog.NewJSONHandler(w, nil))
 }
