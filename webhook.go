@@ -311,6 +311,16 @@ func (g *Gateway) HandleWebhook(ctx context.Context, payload []byte, signature s
 		g.metrics.webhook("refused", err.Error())
 		return nil, &Error{Code: CodeInvalid, Param: "Stripe-Signature", Message: "webhook signature verification failed: " + err.Error(), Err: err}
 	}
+	return g.ingestEvent(ctx, payload, SourceWebhook, now)
+}
+
+// ingestEvent parses a verified Stripe event (as JSON text), stores it once
+// by its evt_ id and applies it to its payment through the state machine,
+// all in one transaction. Every path that learns of a Stripe event (a
+// webhook, the Events API read by reconciliation) goes through it, so an
+// event is applied once whichever path sees it first; source names that
+// path in the history entries it writes.
+func (g *Gateway) ingestEvent(ctx context.Context, payload []byte, source string, now time.Time) (*WebhookResult, error) {
 	if !utf8.Valid(payload) || bytes.Contains(payload, []byte(`\u0000`)) {
 		g.webhookLog(ctx, LevelWarn, "webhook refused: the payload is not valid UTF-8 text", nil)
 		g.metrics.webhook("refused", "not an event")
@@ -342,7 +352,7 @@ func (g *Gateway) HandleWebhook(ctx context.Context, payload []byte, signature s
 		} else {
 			refs = obj.refs()
 			apply = func(p *Payment) ([]HistoryEntry, error) {
-				hist, err := applyEvent(p, ev.ID, ev.Type, &obj, SourceWebhook, now)
+				hist, err := applyEvent(p, ev.ID, ev.Type, &obj, source, now)
 				if err != nil {
 					return nil, err
 				}
