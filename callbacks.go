@@ -6,8 +6,6 @@ import (
 	"net/url"
 	"regexp"
 	"time"
-
-	"github.com/stripe/stripe-go/v76"
 )
 
 // CallbackStatus is the state of a queued callback.
@@ -95,6 +93,8 @@ var callbackActions = map[HistoryType]struct{ action, message string }{
 	HistoryRefundUpdated:     {"refund_updated", "Refund updated"},
 	HistoryRefundFailed:      {"refund_updated", "Refund failed"},
 	HistoryDisputeCreated:    {"dispute_created", "Dispute created"},
+	HistoryDisputeUpdated:    {"dispute_updated", "Dispute updated"},
+	HistoryDisputeClosed:     {"dispute_closed", "Dispute closed"},
 }
 
 // callbackPayload is the body sent to the merchant: the guide's shape plus
@@ -112,7 +112,9 @@ type callbackPayload struct {
 
 // callbackData always has paymentId, paymentIntentId, amount, currency,
 // status and metadata; checkout events add sessionId, amountTotal and
-// paymentStatus; refund events add amountRefunded, refundId and refundStatus.
+// paymentStatus; refund events add amountRefunded, refundId, refundStatus
+// and refundAmount; dispute events add disputeId, disputeAmount,
+// disputeReason and disputeStatus.
 type callbackData struct {
 	PaymentID       string            `json:"paymentId"`
 	SessionID       *string           `json:"sessionId,omitempty"`
@@ -125,60 +127,12 @@ type callbackData struct {
 	PaymentStatus   *string           `json:"paymentStatus,omitempty"`
 	RefundID        *string           `json:"refundId,omitempty"`
 	RefundStatus    *string           `json:"refundStatus,omitempty"`
+	RefundAmount    *int64            `json:"refundAmount,omitempty"`
+	DisputeID       *string           `json:"disputeId,omitempty"`
+	DisputeAmount   *int64            `json:"disputeAmount,omitempty"`
+	DisputeReason   *string           `json:"disputeReason,omitempty"`
+	DisputeStatus   *string           `json:"disputeStatus,omitempty"`
 	Metadata        map[string]string `json:"metadata"`
-}
-
-// queueCallbacks gives every history entry of a webhook event a callback:
-// one per change, with the payment's next sequence number.
-func (g *Gateway) queueCallbacks(p *Payment, eventID, eventType string, o *stripeObject, hist []HistoryEntry, now time.Time) {
-	if g.cfg.CallbackURL == "" {
-		return
-	}
-	for i := range hist {
-		h := &hist[i]
-		act, ok := callbackActions[h.EventType]
-		if !ok {
-			continue
-		}
-		p.CallbackSeq++
-		d := callbackData{
-			PaymentID: p.ID, PaymentIntentID: p.PaymentIntentID, Amount: p.Amount,
-			Currency: p.Currency, Status: h.ToStatus, Metadata: p.Metadata,
-		}
-		if d.Metadata == nil {
-			d.Metadata = map[string]string{}
-		}
-		if o.Object == "checkout.session" {
-			d.SessionID, d.AmountTotal, d.PaymentStatus = &o.ID, &o.AmountTotal, &o.PaymentStatus
-		}
-		switch h.EventType {
-		case HistoryRefundCreated, HistoryRefundUpdated, HistoryRefundFailed:
-			refunded := p.AmountRefunded
-			d.AmountRefunded = &refunded
-			var rd struct {
-				RefundID     string `json:"refundId"`
-				RefundStatus string `json:"refundStatus"`
-			}
-			_ = json.Unmarshal(h.Data, &rd)
-			if rd.RefundID == "" && o.Object == "refund" {
-				rd.RefundID = o.ID
-			}
-			if rd.RefundStatus == "" && o.Object == "refund" {
-				rd.RefundStatus = string(refundStatus(stripe.RefundStatus(o.Status)))
-			}
-			d.RefundID, d.RefundStatus = &rd.RefundID, &rd.RefundStatus
-		}
-		id := newID("cb")
-		body, _ := json.Marshal(callbackPayload{
-			EventID: eventID, EventType: eventType, Action: act.action, Message: act.message, Data: d,
-			PaymentID: p.ID, Sequence: p.CallbackSeq, Timestamp: now.Format(time.RFC3339),
-		})
-		h.Callback = &Callback{
-			ID: id, PaymentID: p.ID, WebhookEventID: eventID, Sequence: p.CallbackSeq, EventType: eventType,
-			Action: act.action, URL: g.cfg.CallbackURL, Payload: body, Status: CallbackPending,
-			NextAttemptAt: now, CreatedAt: now, UpdatedAt: now,
-		}
-	}
 }
 
 var callbackIDPattern = regexp.MustCompile(`^cb_[0-9a-z]{1,64}$`)

@@ -32,6 +32,9 @@ var (
 	ErrNotFound = errors.New("paygate: not found")
 	ErrConflict = errors.New("paygate: conflict")
 	ErrInvalid  = errors.New("paygate: invalid request")
+	// ErrStripeIDTaken is returned by a Store asked to give a payment a
+	// Stripe id that already names another payment. It matches ErrConflict.
+	ErrStripeIDTaken = fmt.Errorf("%w: a Stripe id already names another payment", ErrConflict)
 )
 
 // Error is paygate's error type: a code, a message safe to show to the
@@ -195,13 +198,12 @@ func fromStripe(err error) *Error {
 var errStripeAuth = errors.New("paygate: stripe authentication failed")
 
 // stripeRefused reports whether Stripe definitely refused a request, so no
-// object was created: a 4xx answer other than a rate limit or an
-// authentication failure.
+// object was created: a 4xx answer, a rate limit (429) included — Stripe
+// did not process the request — but not an idempotency error.
 func stripeRefused(err error) bool {
 	var se *stripe.Error
 	if !errors.As(err, &se) {
 		return false
 	}
-	return se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 &&
-		se.HTTPStatusCode != http.StatusTooManyRequests && se.Type != stripe.ErrorTypeIdempotency
+	return se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 && se.Type != stripe.ErrorTypeIdempotency
 }

@@ -101,17 +101,11 @@ func (g *Gateway) GetPaymentIntent(ctx context.Context, paymentIntentID string) 
 	if err != nil {
 		return nil, err
 	}
-	if to, ok := intentStatus(pi); ok && to.Rank() > p.Status.Rank() {
-		now := g.now()
-		p, err = g.store.UpdatePayment(ctx, p.ID, func(p *Payment) ([]HistoryEntry, error) {
-			from := p.Status
-			if !p.advance(to) {
-				return nil, nil
-			}
-			p.UpdatedAt = now
-			return []HistoryEntry{p.history(statusHistoryType(to), from, SourceReconcile, p.Amount, map[string]any{"stripeStatus": pi.Status}, now)}, nil
-		})
-		if err != nil {
+	if e, ok := intentEvent(pi); ok {
+		// Stripe may be ahead of the webhooks: catch up through the same
+		// path, with the same history and callbacks, as the webhook that
+		// reports it (which then changes nothing).
+		if p, err = g.update(ctx, p, e, SourceReconcile); err != nil {
 			return nil, err
 		}
 	}
@@ -161,7 +155,7 @@ func (g *Gateway) fetchIntent(ctx context.Context, id string) (*Payment, *stripe
 	if !intentIDPattern.MatchString(id) {
 		return nil, nil, invalidParam("id", "id must be a PaymentIntent id (pi_…)")
 	}
-	p, err := g.store.GetPaymentByIntent(ctx, id)
+	p, err := g.store.GetPaymentByStripeID(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -178,22 +172,36 @@ func (g *Gateway) fetchIntent(ctx context.Context, id string) (*Payment, *stripe
 	return p, pi, nil
 }
 
-// intentStatus maps a PaymentIntent's status to ours. ok is false when the
-// PaymentIntent says nothing the state machine can use.
-func intentStatus(pi *stripe.PaymentIntent) (Status, bool) {
+// intentEvent is the event that reports a PaymentIntent's state as Stripe
+// returned it; ok is false when the state says nothing the state machine
+// can use (requires_payment_method before any try, requires_confirmation).
+func intentEvent(pi *stripe.PaymentIntent) (eventObject, bool) {
+	o := &stripeObject{ID: pi.ID, Object: "payment_intent", Status: string(pi.Status), Amount: pi.Amount,
+		AmountReceived: pi.AmountReceived, Currency: string(pi.Currency), Created: pi.Created, Metadata: pi.Metadata}
+	if pi.LatestCharge != nil {
+		o.LatestCharge = expandable(pi.LatestCharge.ID)
+	}
+	if e := pi.LastPaymentError; e != nil {
+		o.LastPaymentError = &struct {
+			Code        string `json:"code"`
+			DeclineCode string `json:"decline_code"`
+			Message     string `json:"message"`
+		}{Code: string(e.Code), DeclineCode: string(e.DeclineCode), Message: e.Msg}
+	}
+	typ := ""
 	switch pi.Status {
 	case stripe.PaymentIntentStatusSucceeded:
-		return StatusSucceeded, true
+		typ = "payment_intent.succeeded"
 	case stripe.PaymentIntentStatusProcessing, stripe.PaymentIntentStatusRequiresCapture:
-		return StatusProcessing, true
+		typ = "payment_intent.processing"
 	case stripe.PaymentIntentStatusCanceled:
-		return StatusCanceled, true
+		typ = "payment_intent.canceled"
 	case stripe.PaymentIntentStatusRequiresPaymentMethod:
 		if pi.LastPaymentError != nil {
-			return StatusFailed, true
+			typ = "payment_intent.payment_failed"
 		}
 	}
-	return "", false
+	return eventObject{typ: typ, obj: o}, typ != ""
 }
 
 func (p *PaymentIntentParams) setIdempotencyKey(k string) { p.IdempotencyKey = k }

@@ -115,9 +115,17 @@ type Payment struct {
 
 	// PriceID is the Stripe Price created for a payment link.
 	PriceID string `json:"-"`
-	// StripeAmountRefunded is the cumulative refunded amount Stripe last
-	// reported (charge.refunded); AmountRefunded never falls below it.
-	StripeAmountRefunded int64 `json:"-"`
+	// Attempts are the tries to pay at Stripe (see [Attempt]); the status,
+	// PaymentIntentID and ChargeID are derived from them.
+	Attempts []Attempt `json:"-"`
+	// Disputes are the chargebacks on the payment's charges.
+	Disputes []Dispute `json:"-"`
+	// StripeAmountRefunded is the cumulative refunded amount of the charge
+	// as Stripe last reported it (charge.refunded) at StripeRefundedAt;
+	// only the part of it no known refund explains counts (see
+	// refundedAmount).
+	StripeAmountRefunded int64     `json:"-"`
+	StripeRefundedAt     time.Time `json:"-"`
 	// CallbackSeq is the sequence number of the payment's last callback.
 	CallbackSeq int64 `json:"-"`
 }
@@ -152,6 +160,8 @@ const (
 	HistoryRefundUpdated     HistoryType = "refund_updated"
 	HistoryRefundFailed      HistoryType = "refund_failed"
 	HistoryDisputeCreated    HistoryType = "dispute_created"
+	HistoryDisputeUpdated    HistoryType = "dispute_updated"
+	HistoryDisputeClosed     HistoryType = "dispute_closed"
 	HistoryStatusChanged     HistoryType = "status_changed"
 )
 
@@ -159,7 +169,8 @@ var historyTypes = map[HistoryType]bool{
 	HistoryPaymentCreated: true, HistoryPaymentProcessing: true, HistoryPaymentSucceeded: true,
 	HistoryPaymentFailed: true, HistoryPaymentCanceled: true, HistoryCheckoutCompleted: true,
 	HistoryCheckoutExpired: true, HistoryRefundCreated: true, HistoryRefundUpdated: true,
-	HistoryRefundFailed: true, HistoryDisputeCreated: true, HistoryStatusChanged: true,
+	HistoryRefundFailed: true, HistoryDisputeCreated: true, HistoryDisputeUpdated: true, HistoryDisputeClosed: true,
+	HistoryStatusChanged: true,
 }
 
 // Valid reports whether t is a known history type.
@@ -196,44 +207,6 @@ type HistoryEntry struct {
 type PaymentWithHistory struct {
 	*Payment
 	History []HistoryEntry `json:"history"`
-}
-
-// advance moves the payment to status to if to ranks above its current
-// status, and reports whether it did. Refund-derived statuses are then
-// recomputed from the refunded amount.
-func (p *Payment) advance(to Status) bool {
-	if to.Rank() <= p.Status.Rank() {
-		return false
-	}
-	p.Status = to
-	p.recompute()
-	return true
-}
-
-// recompute derives AmountRefunded from the refunds (never below what Stripe
-// reported) and the refund statuses from it. A refund implies the payment
-// succeeded, whatever order the events came in.
-func (p *Payment) recompute() {
-	var sum int64
-	for _, r := range p.Refunds {
-		if r.Status.counts() {
-			sum += r.Amount
-		}
-	}
-	p.AmountRefunded = max(sum, p.StripeAmountRefunded)
-	if p.AmountRefunded > 0 && p.Status.Rank() < StatusSucceeded.Rank() {
-		p.Status = StatusSucceeded
-	}
-	if p.Status.Rank() == StatusSucceeded.Rank() {
-		switch {
-		case p.AmountRefunded >= p.Amount:
-			p.Status = StatusRefunded
-		case p.AmountRefunded > 0:
-			p.Status = StatusPartiallyRefunded
-		default:
-			p.Status = StatusSucceeded
-		}
-	}
 }
 
 // history builds a history entry for the payment as it is now.

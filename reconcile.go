@@ -96,16 +96,11 @@ func (g *Gateway) reconcilePayment(ctx context.Context, api *client.API, id stri
 		changed = false
 		var hist []HistoryEntry
 		if typ != "" {
-			h, err := applyEvent(p, "", typ, obj, SourceReconcile, now)
-			if err != nil {
-				return nil, err
-			}
-			g.queueCallbacks(p, "", typ, obj, h, now) // before the entries are copied into hist
-			hist = append(hist, h...)
+			hist = append(hist, g.change(p, eventObject{typ: typ, obj: obj}, SourceReconcile, now)...)
 		}
 		if refunds != nil {
 			h := settleRefunds(p, refunds, now.Add(-refundSettleAfter), now)
-			g.queueCallbacks(p, "", "charge.refund.updated", &stripeObject{Object: "refund"}, h, now)
+			g.queueCallbacks(p, eventObject{typ: "refund.updated"}, h, now)
 			hist = append(hist, h...)
 		}
 		changed = len(hist) > 0
@@ -129,20 +124,11 @@ func (g *Gateway) stripeView(ctx context.Context, api *client.API, p *Payment) (
 		if err != nil {
 			return "", nil, g.stripeError(ctx, err)
 		}
-		o := &stripeObject{ID: pi.ID, Object: "payment_intent", Status: string(pi.Status), Amount: pi.Amount, Currency: string(pi.Currency)}
-		if pi.LatestCharge != nil {
-			o.LatestCharge = expandable(pi.LatestCharge.ID)
-		}
-		to, ok := intentStatus(pi)
+		e, ok := intentEvent(pi)
 		if !ok {
 			return "", nil, nil
 		}
-		return map[Status]string{
-			StatusSucceeded:  "payment_intent.succeeded",
-			StatusProcessing: "payment_intent.processing",
-			StatusCanceled:   "payment_intent.canceled",
-			StatusFailed:     "payment_intent.payment_failed",
-		}[to], o, nil
+		return e.typ, e.obj, nil
 	case p.CheckoutSessionID != "":
 		params := &stripe.CheckoutSessionParams{}
 		params.Context = ctx
@@ -240,7 +226,7 @@ func settleRefunds(p *Payment, stripeRefunds []stripeObject, before, now time.Ti
 			r.Status, t = RefundFailed, HistoryRefundFailed
 		}
 		r.UpdatedAt = now
-		p.recompute()
+		p.derive()
 		p.UpdatedAt = now
 		h := p.history(t, from, SourceReconcile, r.Amount, map[string]any{"refundId": r.StripeRefundID, "refundStatus": r.Status,
 			"note": fmt.Sprintf("settled by reconciliation (amount refunded %d → %d)", was, p.AmountRefunded)}, now)

@@ -2,7 +2,9 @@ package paygate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/stripe/stripe-go/v76"
@@ -10,7 +12,10 @@ import (
 
 // RefundParams are the inputs of CreateRefund.
 type RefundParams struct {
-	// PaymentIntentID is the pi_ id of a payment this service created (required).
+	// PaymentID (pay_…) or PaymentIntentID (pi_…, of any of the payment's
+	// attempts) names the payment; one is required, and when both are
+	// given they must name the same payment.
+	PaymentID       string `json:"paymentId"`
 	PaymentIntentID string `json:"paymentIntentId"`
 	// Amount in major units; empty refunds everything that remains.
 	Amount Decimal `json:"amount"`
@@ -39,18 +44,28 @@ var refundReasons = map[string]bool{"duplicate": true, "fraudulent": true, "requ
 // The refund is first reserved under the payment's row lock: it counts in
 // amountRefunded at once, so two concurrent refunds can never together
 // exceed the payment. Then Stripe is called, outside any transaction, with an
-// idempotency key derived from the refund's id. If Stripe refuses, the
-// refund is marked failed and no longer counts; if the outcome is unknown
-// (network, 5xx), it stays pending until Stripe's webhooks settle it.
+// idempotency key derived from the refund's id. If Stripe refuses (a 4xx,
+// a rate limit included), the refund is marked failed and no longer counts;
+// if the outcome is unknown (network, 5xx), it stays pending until Stripe's
+// webhooks or reconciliation settle it. Once Stripe confirms, the refund is
+// recorded through the same path as its webhooks (history refund_created,
+// a refund_created callback), which then change nothing.
+//
+// A retry with the same IdempotencyKey returns the refund already made
+// without calling Stripe again, resumes one whose outcome was unknown, and
+// is refused with conflict when that refund ended failed (use a new key).
 //
 // It returns a *Error: invalid_request naming amount when more than what
 // remains is asked, conflict when the payment has not succeeded or nothing
-// remains, not_found for a PaymentIntent this service did not create.
+// remains, not_found for a payment this service did not create.
 func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRefund, error) {
-	if in.PaymentIntentID == "" {
-		return nil, invalidParam("paymentIntentId", "paymentIntentId is required")
+	if in.PaymentID == "" && in.PaymentIntentID == "" {
+		return nil, invalidParam("paymentIntentId", "paymentIntentId or paymentId is required")
 	}
-	if !intentIDPattern.MatchString(in.PaymentIntentID) {
+	if in.PaymentID != "" && !paymentIDPattern.MatchString(in.PaymentID) {
+		return nil, invalidParam("paymentId", "paymentId must be a payment id (pay_…)")
+	}
+	if in.PaymentIntentID != "" && !intentIDPattern.MatchString(in.PaymentIntentID) {
 		return nil, invalidParam("paymentIntentId", "paymentIntentId must be a PaymentIntent id (pi_…)")
 	}
 	if in.Reason != "" && !refundReasons[in.Reason] {
@@ -60,7 +75,15 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 	if err != nil {
 		return nil, err
 	}
-	p, err := g.store.GetPaymentByIntent(ctx, in.PaymentIntentID)
+	var p *Payment
+	if in.PaymentIntentID != "" {
+		p, err = g.store.GetPaymentByStripeID(ctx, in.PaymentIntentID)
+		if err == nil && in.PaymentID != "" && p.ID != in.PaymentID {
+			return nil, invalidParam("paymentIntentId", "paymentIntentId %s does not belong to payment %s", in.PaymentIntentID, in.PaymentID)
+		}
+	} else {
+		p, err = g.store.GetPayment(ctx, in.PaymentID)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -79,14 +102,16 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 	now := g.now()
 	p, err = g.store.UpdatePayment(ctx, p.ID, func(p *Payment) ([]HistoryEntry, error) {
 		if r := findRefund(p, refundID); r != nil {
-			// A retry with the same Idempotency-Key: the refund is already
-			// reserved; ask Stripe again with the same idempotency key.
+			// A retry with the same Idempotency-Key.
 			if amount != 0 && r.Amount != amount {
 				return nil, &Error{Code: CodeIdempotency, Message: "this Idempotency-Key was already used for a different refund"}
 			}
+			if !r.Status.counts() {
+				return nil, conflict("the refund made with this Idempotency-Key ended %s; retry with a new Idempotency-Key", r.Status)
+			}
 			return nil, nil
 		}
-		if p.Status.Rank() != StatusSucceeded.Rank() {
+		if baseStatus(p.Status) != StatusSucceeded {
 			return nil, conflict("payment %s has not succeeded (status %s); only a succeeded payment can be refunded", p.ID, p.Status)
 		}
 		remaining := p.Amount - p.AmountRefunded
@@ -101,7 +126,7 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 			return nil, invalidParam("amount", "amount exceeds what remains to refund (%s %s)", cur.FormatAmount(remaining), p.Currency)
 		}
 		p.Refunds = append(p.Refunds, Refund{ID: refundID, Amount: amt, Status: RefundPending, Reason: in.Reason, CreatedAt: now, UpdatedAt: now})
-		p.recompute()
+		p.derive()
 		p.UpdatedAt = now
 		return nil, nil
 	})
@@ -109,6 +134,9 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 		return nil, err
 	}
 	reserved := findRefund(p, refundID)
+	if reserved.StripeRefundID != "" {
+		return createdRefund(p, reserved), nil // made before: the stored outcome, without asking Stripe again
+	}
 
 	params := &stripe.RefundParams{
 		PaymentIntent: stripe.String(p.PaymentIntentID),
@@ -128,47 +156,34 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 			g.log.LogAttrs(ctx, slog.LevelWarn, "paygate: refund outcome unknown; left pending", attrPayment(p.ID), slog.String("refund_id", refundID), attrErr(e))
 			return nil, e
 		}
+		// Refused: the reservation was never announced, so it is released
+		// with a history entry and no callback.
+		failed := eventObject{typ: "refund.failed", obj: &stripeObject{Object: "refund", Status: string(stripe.RefundStatusFailed),
+			Amount: reserved.Amount, Metadata: map[string]string{metadataRefundKey: refundID}}}
 		now := g.now()
 		_, uerr := g.store.UpdatePayment(context.WithoutCancel(ctx), p.ID, func(p *Payment) ([]HistoryEntry, error) {
-			r := findRefund(p, refundID)
-			if r == nil || r.Status.final() {
-				return nil, nil
+			hist := applyEvent(p, failed, SourceAPI, now)
+			for i := range hist {
+				hist[i].Data = marshalMerge(hist[i].Data, map[string]any{"error": e.Message})
 			}
-			r.Status, r.UpdatedAt = RefundFailed, now
-			from := p.Status
-			p.recompute()
-			p.UpdatedAt = now
-			return []HistoryEntry{p.history(HistoryRefundFailed, from, SourceAPI, r.Amount, map[string]any{"refundId": refundID, "error": e.Message}, now)}, nil
+			return hist, nil
 		})
 		g.syslog(ctx, LevelWarn, SourcePayment, "refund refused by Stripe", map[string]any{"paymentId": p.ID, "refundId": refundID, "error": e.Message})
 		return nil, errors.Join(e, uerr)
 	}
 
-	now = g.now()
-	p, err = g.store.UpdatePayment(context.WithoutCancel(ctx), p.ID, func(p *Payment) ([]HistoryEntry, error) {
-		r := findRefund(p, refundID)
-		if r == nil {
-			return nil, ErrNotFound
-		}
-		from := p.Status
-		confirmed := r.StripeRefundID == re.ID // a retry of a refund already confirmed
-		r.StripeRefundID = re.ID
-		if st := refundStatus(re.Status); !r.Status.final() {
-			r.Status = st
-		}
-		r.UpdatedAt = now
-		p.recompute()
-		p.UpdatedAt = now
-		if confirmed {
-			return nil, nil
-		}
-		return []HistoryEntry{p.history(HistoryRefundCreated, from, SourceAPI, r.Amount, map[string]any{"refundId": re.ID, "reason": in.Reason}, now)}, nil
-	})
-	if err != nil {
+	if p, err = g.update(context.WithoutCancel(ctx), p, refundEvent(re, refundID), SourceAPI); err != nil {
 		return nil, err
 	}
 	r := findRefund(p, refundID)
 	g.syslog(ctx, LevelInfo, SourcePayment, "refund created", map[string]any{"paymentId": p.ID, "refundId": r.StripeRefundID, "amount": r.Amount, "currency": p.Currency, "status": r.Status})
+	if !r.Status.counts() {
+		return nil, &Error{Code: CodeInvalid, Message: fmt.Sprintf("Stripe reports the refund %s as %s", r.StripeRefundID, r.Status)}
+	}
+	return createdRefund(p, r), nil
+}
+
+func createdRefund(p *Payment, r *Refund) *CreatedRefund {
 	return &CreatedRefund{
 		RefundID:        r.StripeRefundID,
 		PaymentIntentID: p.PaymentIntentID,
@@ -176,7 +191,32 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 		Amount:          r.Amount,
 		Currency:        p.Currency,
 		Status:          r.Status,
-	}, nil
+	}
+}
+
+// refundEvent is the event that reports a refund as Stripe returned it, for
+// the reservation refundID.
+func refundEvent(re *stripe.Refund, refundID string) eventObject {
+	o := &stripeObject{ID: re.ID, Object: "refund", Status: string(re.Status), Amount: re.Amount, Currency: string(re.Currency),
+		Reason: string(re.Reason), Metadata: map[string]string{metadataRefundKey: refundID}, Created: re.Created}
+	if re.Charge != nil {
+		o.Charge = expandable(re.Charge.ID)
+	}
+	if re.PaymentIntent != nil {
+		o.PaymentIntent = expandable(re.PaymentIntent.ID)
+	}
+	return eventObject{typ: "refund.created", obj: o}
+}
+
+// marshalMerge adds fields to a JSON object.
+func marshalMerge(raw json.RawMessage, add map[string]any) json.RawMessage {
+	m := map[string]any{}
+	_ = json.Unmarshal(raw, &m)
+	for k, v := range add {
+		m[k] = v
+	}
+	b, _ := json.Marshal(m)
+	return b
 }
 
 func findRefund(p *Payment, id string) *Refund {

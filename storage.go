@@ -12,6 +12,7 @@ import (
 // asked about does not exist.
 type Store interface {
 	// InsertPayment stores a new payment (status pending, no Stripe ids yet).
+	// It returns an error wrapping ErrConflict when the id exists.
 	InsertPayment(ctx context.Context, p *Payment) error
 	// DeletePayment removes a payment that Stripe refused to create an
 	// object for. It only removes a payment that has no Stripe ids and no
@@ -19,13 +20,18 @@ type Store interface {
 	DeletePayment(ctx context.Context, id string) error
 	// GetPayment returns the payment with its refunds.
 	GetPayment(ctx context.Context, id string) (*Payment, error)
-	// GetPaymentByIntent returns the payment backed by a PaymentIntent id.
-	GetPaymentByIntent(ctx context.Context, paymentIntentID string) (*Payment, error)
+	// GetPaymentByStripeID returns the payment that a Stripe id names: any
+	// of its [Payment.StripeIDs] (a PaymentIntent, charge, Checkout Session
+	// or payment link id, of any attempt).
+	GetPaymentByStripeID(ctx context.Context, stripeID string) (*Payment, error)
 	// UpdatePayment locks the payment's row, loads it with its refunds,
-	// calls fn, and if fn returns no error persists the payment's fields and
-	// refunds (added or changed) and inserts the history entries fn returned,
-	// all in one transaction. It returns the payment as stored. fn may run
-	// more than once if the transaction is retried, so it must not do I/O.
+	// attempts and disputes, calls fn, and if fn returns no error persists
+	// the payment's fields and refunds (added or changed), indexes its new
+	// Stripe ids, and inserts the history entries fn returned with their
+	// callbacks, all in one transaction. It returns the payment as stored.
+	// fn may run more than once if the transaction is retried, so it must
+	// not do I/O. A Stripe id that already names another payment rolls
+	// everything back with an error wrapping ErrStripeIDTaken.
 	UpdatePayment(ctx context.Context, id string, fn func(p *Payment) ([]HistoryEntry, error)) (*Payment, error)
 	// ListPayments returns one page of payments, newest first.
 	ListPayments(ctx context.Context, f PaymentFilter) (*Page[Payment], error)

@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/stripe/stripe-go/v76"
 )
 
 // DefaultWebhookTolerance is how far a Stripe-Signature timestamp may be
@@ -39,7 +37,12 @@ var HandledEventTypes = []string{
 	"checkout.session.expired",
 	"charge.refunded",
 	"charge.refund.updated",
+	"refund.created",
+	"refund.updated",
+	"refund.failed",
 	"charge.dispute.created",
+	"charge.dispute.updated",
+	"charge.dispute.closed",
 }
 
 // EventStatus is what became of a stored webhook event.
@@ -92,29 +95,38 @@ type PaymentRefs struct {
 	ChargeID          string
 }
 
+// EventOutcome is what applying a webhook event decided: the event's
+// status (and error message), and the history entries of the payment's
+// changes (each with its callback, if any).
+type EventOutcome struct {
+	Status  EventStatus
+	Error   string
+	History []HistoryEntry
+}
+
 // webhookStore is the part of Store that webhook processing uses.
 type webhookStore interface {
 	// RecordWebhookEvent stores ev once, keyed by its id. For an event seen
 	// before it only increments its receivedCount, and returns the stored
-	// event with duplicate true. For a new event, in the same transaction, it
-	// finds the payment refs name, locks its row and calls apply: the
-	// payment's changes, the history entries apply returns and the event's
-	// outcome (processed; unmatched when no payment matched; failed with the
-	// message when apply returns a *EventError) commit together. Other errors
-	// roll everything back. With a nil apply the event is stored with
-	// ev.Status (ignored when empty).
-	RecordWebhookEvent(ctx context.Context, ev *WebhookEvent, refs PaymentRefs, apply func(p *Payment) ([]HistoryEntry, error)) (stored *WebhookEvent, duplicate bool, err error)
+	// event with duplicate true (nothing else changes). For a new event, in
+	// one transaction, it finds the payment refs name (by id, else by any
+	// of its Stripe ids, see [Payment.StripeIDs]), locks its row and calls
+	// apply with it, or with nil when refs name no payment; then it stores
+	// the payment's changes, the outcome's history entries and callbacks,
+	// and the event with the outcome's status, all committed together. An
+	// error from apply rolls everything back and is returned. With a nil
+	// apply the event is stored with ev.Status (ignored when empty).
+	//
+	// If the payment's changes give it a Stripe id that already names
+	// another payment, nothing is stored and the error wraps
+	// ErrStripeIDTaken. apply may run more than once (retried
+	// transactions), so it must not do I/O.
+	RecordWebhookEvent(ctx context.Context, ev *WebhookEvent, refs PaymentRefs, apply func(p *Payment) (EventOutcome, error)) (stored *WebhookEvent, duplicate bool, err error)
 	// ListWebhookEvents returns one page of events, newest received first.
 	ListWebhookEvents(ctx context.Context, f WebhookEventFilter) (*Page[WebhookEvent], error)
 	// GetWebhookEvent returns one event with its payload.
 	GetWebhookEvent(ctx context.Context, id string) (*WebhookEvent, error)
 }
-
-// EventError marks an event whose object cannot be applied: the event is
-// stored as failed with Message, and Stripe is not asked to resend it.
-type EventError struct{ Message string }
-
-func (e *EventError) Error() string { return "paygate: event not applicable: " + e.Message }
 
 // WebhookResult is the outcome of HandleWebhook.
 type WebhookResult struct {
@@ -250,6 +262,7 @@ type stripeObject struct {
 	AmountReceived   int64             `json:"amount_received"`
 	AmountRefunded   int64             `json:"amount_refunded"`
 	AmountTotal      int64             `json:"amount_total"`
+	Created          int64             `json:"created"`
 	Currency         string            `json:"currency"`
 	Metadata         map[string]string `json:"metadata"`
 	PaymentIntent    expandable        `json:"payment_intent"`
@@ -343,7 +356,7 @@ func (g *Gateway) ingestEvent(ctx context.Context, payload []byte, source string
 		CreatedAt: time.Unix(ev.Created, 0).UTC(), ReceivedAt: now, Payload: json.RawMessage(payload),
 	}
 	var refs PaymentRefs
-	var apply func(p *Payment) ([]HistoryEntry, error)
+	var apply func(p *Payment) (EventOutcome, error)
 	queued := false // whether the transaction queued callbacks
 	if handledTypes[ev.Type] {
 		var obj stripeObject
@@ -351,18 +364,26 @@ func (g *Gateway) ingestEvent(ctx context.Context, payload []byte, source string
 			stored.Status, stored.Error = EventFailed, "data.object is not a readable Stripe object"
 		} else {
 			refs = obj.refs()
-			apply = func(p *Payment) ([]HistoryEntry, error) {
-				hist, err := applyEvent(p, ev.ID, ev.Type, &obj, source, now)
-				if err != nil {
-					return nil, err
+			e := eventObject{id: ev.ID, typ: ev.Type, created: stored.CreatedAt, obj: &obj}
+			apply = func(p *Payment) (EventOutcome, error) {
+				if p == nil {
+					return EventOutcome{Status: EventUnmatched}, nil
 				}
-				g.queueCallbacks(p, ev.ID, ev.Type, &obj, hist, now)
+				hist := g.change(p, e, source, now)
 				queued = g.cfg.CallbackURL != "" && len(hist) > 0
-				return hist, nil
+				return EventOutcome{Status: EventProcessed, History: hist}, nil
 			}
 		}
 	}
 	res, dup, err := g.store.RecordWebhookEvent(ctx, stored, refs, apply)
+	if errors.Is(err, ErrStripeIDTaken) {
+		// The event names a Stripe object already recorded on another
+		// payment. Retrying cannot help: store the event as failed, so
+		// Stripe stops resending it and an operator can see it.
+		stored.Status, stored.Error = EventFailed, "a Stripe id in this event already belongs to another payment"
+		queued = false
+		res, dup, err = g.store.RecordWebhookEvent(ctx, stored, PaymentRefs{}, nil)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("record webhook event %s: %w", ev.ID, err)
 	}
@@ -389,155 +410,6 @@ var handledTypes = func() map[string]bool {
 	}
 	return m
 }()
-
-// applyEvent is the state machine: it applies one event's object to the
-// locked payment and returns the history entries for what changed (none when
-// nothing did). Applying any set of events gives the same payment whatever
-// their order: statuses only move up their ranks, refunded amounts only grow,
-// refund statuses only move up theirs.
-func applyEvent(p *Payment, eventID, typ string, o *stripeObject, source string, now time.Time) ([]HistoryEntry, error) {
-	from := p.Status
-	changed := false
-	var hist []HistoryEntry
-	add := func(t HistoryType, amount int64, data map[string]any) {
-		h := p.history(t, from, source, amount, data, now)
-		h.StripeEventID = eventID
-		hist = append(hist, h)
-		from = p.Status
-	}
-	setIf := func(dst *string, v string) {
-		if *dst == "" && v != "" {
-			*dst, changed = v, true
-		}
-	}
-	moveTo := func(to Status, t HistoryType, data map[string]any) {
-		if p.advance(to) {
-			add(t, p.Amount, data)
-		}
-	}
-
-	switch typ {
-	case "payment_intent.succeeded", "payment_intent.processing", "payment_intent.canceled", "payment_intent.payment_failed":
-		setIf(&p.PaymentIntentID, o.ID)
-		setIf(&p.ChargeID, string(o.LatestCharge))
-		data := map[string]any{"stripeStatus": o.Status}
-		to := map[string]Status{
-			"payment_intent.succeeded":      StatusSucceeded,
-			"payment_intent.processing":     StatusProcessing,
-			"payment_intent.canceled":       StatusCanceled,
-			"payment_intent.payment_failed": StatusFailed,
-		}[typ]
-		if to == StatusFailed && o.LastPaymentError != nil {
-			data["failureCode"] = o.LastPaymentError.Code
-			data["declineCode"] = o.LastPaymentError.DeclineCode
-			data["failureMessage"] = o.LastPaymentError.Message
-		}
-		moveTo(to, statusHistoryType(to), data)
-
-	case "checkout.session.completed":
-		setIf(&p.CheckoutSessionID, o.ID)
-		setIf(&p.PaymentIntentID, string(o.PaymentIntent))
-		if o.CustomerDetails != nil {
-			setIf(&p.CustomerEmail, o.CustomerDetails.Email)
-		}
-		data := map[string]any{"sessionId": o.ID, "paymentStatus": o.PaymentStatus}
-		switch o.PaymentStatus {
-		case "paid", "no_payment_required":
-			moveTo(StatusSucceeded, HistoryCheckoutCompleted, data)
-		default: // unpaid: a delayed method (bank debit); the async events finish it
-			moveTo(StatusProcessing, HistoryCheckoutCompleted, data)
-		}
-
-	case "checkout.session.async_payment_succeeded", "checkout.session.async_payment_failed":
-		setIf(&p.CheckoutSessionID, o.ID)
-		setIf(&p.PaymentIntentID, string(o.PaymentIntent))
-		to := StatusSucceeded
-		if typ == "checkout.session.async_payment_failed" {
-			to = StatusFailed
-		}
-		moveTo(to, statusHistoryType(to), map[string]any{"sessionId": o.ID, "paymentStatus": o.PaymentStatus})
-
-	case "checkout.session.expired":
-		// A payment link opens a new session for each visit: one expiring
-		// does not end the payment.
-		if p.Method == MethodCheckout {
-			moveTo(StatusExpired, HistoryCheckoutExpired, map[string]any{"sessionId": o.ID})
-		}
-
-	case "charge.refunded":
-		setIf(&p.ChargeID, o.ID)
-		setIf(&p.PaymentIntentID, string(o.PaymentIntent))
-		before := p.AmountRefunded
-		if o.AmountRefunded > p.StripeAmountRefunded {
-			p.StripeAmountRefunded, changed = o.AmountRefunded, true
-		}
-		if o.Refunds != nil {
-			for i := range o.Refunds.Data {
-				if _, c := mergeRefund(p, &o.Refunds.Data[i], now); c {
-					changed = true
-				}
-			}
-		}
-		p.recompute()
-		if p.AmountRefunded != before || p.Status != from {
-			add(HistoryRefundCreated, p.AmountRefunded-before, map[string]any{"chargeId": o.ID, "amountRefunded": p.AmountRefunded})
-		}
-
-	case "charge.refund.updated":
-		setIf(&p.ChargeID, string(o.Charge))
-		before := p.AmountRefunded
-		r, refundChanged := mergeRefund(p, o, now)
-		p.recompute()
-		if refundChanged || p.AmountRefunded != before {
-			t := HistoryRefundUpdated
-			if r.Status == RefundFailed {
-				t = HistoryRefundFailed
-			}
-			add(t, r.Amount, map[string]any{"refundId": r.StripeRefundID, "refundStatus": r.Status, "reason": r.Reason})
-		}
-
-	case "charge.dispute.created":
-		setIf(&p.ChargeID, string(o.Charge))
-		add(HistoryDisputeCreated, o.Amount, map[string]any{"disputeId": o.ID, "reason": o.Reason, "disputeStatus": o.Status})
-	}
-	if len(hist) > 0 || changed {
-		p.UpdatedAt = now
-	}
-	return hist, nil
-}
-
-// refundRank orders refund statuses; a refund only moves up. failed ranks
-// above succeeded because Stripe reports refunds that fail after succeeding.
-var refundRank = map[RefundStatus]int{RefundPending: 0, RefundSucceeded: 1, RefundCanceled: 2, RefundFailed: 3}
-
-// mergeRefund records a Stripe refund object on p: it matches our refund by
-// paygate_refund_id or the re_ id, or adds one made outside this service.
-// It reports whether anything changed.
-func mergeRefund(p *Payment, o *stripeObject, now time.Time) (*Refund, bool) {
-	var r *Refund
-	for i := range p.Refunds {
-		if (o.ID != "" && p.Refunds[i].StripeRefundID == o.ID) || (o.Metadata[metadataRefundKey] != "" && p.Refunds[i].ID == o.Metadata[metadataRefundKey]) {
-			r = &p.Refunds[i]
-			break
-		}
-	}
-	st := refundStatus(stripe.RefundStatus(o.Status))
-	if r == nil {
-		p.Refunds = append(p.Refunds, Refund{ID: newID("rf"), StripeRefundID: o.ID, Amount: o.Amount, Status: st, Reason: o.Reason, CreatedAt: now, UpdatedAt: now})
-		return &p.Refunds[len(p.Refunds)-1], true
-	}
-	changed := false
-	if r.StripeRefundID == "" && o.ID != "" {
-		r.StripeRefundID, changed = o.ID, true
-	}
-	if refundRank[st] > refundRank[r.Status] {
-		r.Status, changed = st, true
-	}
-	if changed {
-		r.UpdatedAt = now
-	}
-	return r, changed
-}
 
 // WebhookConfig is what GET /api/webhooks/config shows.
 type WebhookConfig struct {

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,14 +41,16 @@ var psql = sq.StatementBuilder.PlaceholderFormat(sq.Dollar)
 
 const paymentColumns = `id, method, status, amount, amount_refunded, stripe_amount_refunded, currency,
 	description, product_name, quantity, customer_email, metadata, payment_url, price_id, payment_link_id,
-	checkout_session_id, payment_intent_id, charge_id, livemode, created_at, updated_at, callback_seq`
+	checkout_session_id, payment_intent_id, charge_id, livemode, created_at, updated_at, callback_seq,
+	attempts, disputes, stripe_refunded_at`
 
 // scanPayment scans paymentColumns, and then extra destinations if given.
 func scanPayment(row pgx.Row, extra ...any) (*paygate.Payment, error) {
 	var p paygate.Payment
 	dst := append([]any{&p.ID, &p.Method, &p.Status, &p.Amount, &p.AmountRefunded, &p.StripeAmountRefunded, &p.Currency,
 		&p.Description, &p.ProductName, &p.Quantity, &p.CustomerEmail, &p.Metadata, &p.PaymentURL, &p.PriceID, &p.PaymentLinkID,
-		&p.CheckoutSessionID, &p.PaymentIntentID, &p.ChargeID, &p.Livemode, &p.CreatedAt, &p.UpdatedAt, &p.CallbackSeq}, extra...)
+		&p.CheckoutSessionID, &p.PaymentIntentID, &p.ChargeID, &p.Livemode, &p.CreatedAt, &p.UpdatedAt, &p.CallbackSeq,
+		&p.Attempts, &p.Disputes, &p.StripeRefundedAt}, extra...)
 	err := row.Scan(dst...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("payment: %w", paygate.ErrNotFound)
@@ -59,25 +62,83 @@ func scanPayment(row pgx.Row, extra ...any) (*paygate.Payment, error) {
 		p.Metadata = map[string]string{}
 	}
 	p.Refunds = []paygate.Refund{}
-	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+	if len(p.Attempts) == 0 {
+		p.Attempts = nil
+	}
+	if len(p.Disputes) == 0 {
+		p.Disputes = nil
+	}
+	p.CreatedAt, p.UpdatedAt, p.StripeRefundedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC(), p.StripeRefundedAt.UTC()
 	return &p, nil
 }
 
 // InsertPayment implements paygate.Store.
 func (s *Store) InsertPayment(ctx context.Context, p *paygate.Payment) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO paygate_payments (`+paymentColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
-		p.ID, p.Method, p.Status, p.Amount, p.AmountRefunded, p.StripeAmountRefunded, p.Currency,
-		p.Description, p.ProductName, p.Quantity, p.CustomerEmail, metadata(p.Metadata), p.PaymentURL, p.PriceID, p.PaymentLinkID,
-		p.CheckoutSessionID, p.PaymentIntentID, p.ChargeID, p.Livemode, p.CreatedAt, p.UpdatedAt, p.CallbackSeq)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO paygate_payments (`+paymentColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)`,
+			p.ID, p.Method, p.Status, p.Amount, p.AmountRefunded, p.StripeAmountRefunded, p.Currency,
+			p.Description, p.ProductName, p.Quantity, p.CustomerEmail, metadata(p.Metadata), p.PaymentURL, p.PriceID, p.PaymentLinkID,
+			p.CheckoutSessionID, p.PaymentIntentID, p.ChargeID, p.Livemode, p.CreatedAt, p.UpdatedAt, p.CallbackSeq,
+			jsonText(p.Attempts), jsonText(p.Disputes), p.StripeRefundedAt)
+		queueRefs(b, p.ID, p.StripeIDs())
+		return tx.SendBatch(ctx, b).Close()
+	})
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		if pgErr.ConstraintName == refsKey {
+			return fmt.Errorf("store: payment %s: %w", p.ID, paygate.ErrStripeIDTaken)
+		}
 		return fmt.Errorf("store: payment %s exists: %w", p.ID, paygate.ErrConflict)
 	}
 	if err != nil {
 		return fmt.Errorf("store: insert payment: %w", err)
 	}
 	return nil
+}
+
+// refsKey is the primary key of paygate_payment_refs: violating it means a
+// Stripe id already names another payment.
+const refsKey = "paygate_payment_refs_pkey"
+
+// queueRefs indexes Stripe ids of a payment.
+func queueRefs(b *pgx.Batch, paymentID string, ids []string) {
+	if len(ids) > 0 {
+		b.Queue(`INSERT INTO paygate_payment_refs (stripe_id, payment_id) SELECT unnest($1::text[]), $2`, ids, paymentID)
+	}
+}
+
+// newRefs are the ids in after that are not in before.
+func newRefs(before, after []string) []string {
+	var out []string
+	for _, id := range after {
+		if !slices.Contains(before, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// jsonText encodes a slice as JSON text for a jsonb column ("[]" for nil).
+func jsonText[T any](v []T) string {
+	if v == nil {
+		return "[]"
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("store: encode %T: %v", v, err)) // plain structs of strings and numbers
+	}
+	return string(b)
+}
+
+// stripeIDTaken maps a violation of the refs key to ErrStripeIDTaken.
+func stripeIDTaken(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == refsKey {
+		return fmt.Errorf("store: %s: %w", pgErr.Detail, paygate.ErrStripeIDTaken)
+	}
+	return err
 }
 
 func metadata(m map[string]string) map[string]string {
@@ -110,12 +171,13 @@ func (s *Store) GetPayment(ctx context.Context, id string) (*paygate.Payment, er
 	return s.getPayment(ctx, s.pool, `SELECT `+paymentColumns+` FROM paygate_payments WHERE id = $1`, id)
 }
 
-// GetPaymentByIntent implements paygate.Store.
-func (s *Store) GetPaymentByIntent(ctx context.Context, paymentIntentID string) (*paygate.Payment, error) {
-	if paymentIntentID == "" {
+// GetPaymentByStripeID implements paygate.Store.
+func (s *Store) GetPaymentByStripeID(ctx context.Context, stripeID string) (*paygate.Payment, error) {
+	if stripeID == "" {
 		return nil, fmt.Errorf("payment: %w", paygate.ErrNotFound)
 	}
-	return s.getPayment(ctx, s.pool, `SELECT `+paymentColumns+` FROM paygate_payments WHERE payment_intent_id = $1`, paymentIntentID)
+	return s.getPayment(ctx, s.pool, `SELECT `+paymentColumns+` FROM paygate_payments
+		WHERE id = (SELECT payment_id FROM paygate_payment_refs WHERE stripe_id = $1)`, stripeID)
 }
 
 type querier interface {
@@ -208,15 +270,15 @@ func (s *Store) UpdatePayment(ctx context.Context, id string, fn func(p *paygate
 		if err != nil {
 			return err
 		}
-		before := refundsByID(p)
+		before, beforeIDs := refundsByID(p), p.StripeIDs()
 		hist, err := fn(p)
 		if err != nil {
 			return err
 		}
 		b := &pgx.Batch{}
-		queueSave(b, p, before, hist)
+		queueSave(b, p, before, beforeIDs, hist)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("store: update payment: %w", err)
+			return fmt.Errorf("store: update payment: %w", stripeIDTaken(err))
 		}
 		out = p
 		return nil
@@ -237,13 +299,16 @@ func refundsByID(p *paygate.Payment) map[string]paygate.Refund {
 
 // queueSave queues, for one round trip, the writes of a locked payment: its
 // mutable fields, its new or changed refunds, and the history entries.
-func queueSave(b *pgx.Batch, p *paygate.Payment, before map[string]paygate.Refund, hist []paygate.HistoryEntry) {
+func queueSave(b *pgx.Batch, p *paygate.Payment, before map[string]paygate.Refund, beforeIDs []string, hist []paygate.HistoryEntry) {
 	queued := false
 	b.Queue(`UPDATE paygate_payments SET status = $2, amount_refunded = $3, stripe_amount_refunded = $4,
 		payment_url = $5, price_id = $6, payment_link_id = $7, checkout_session_id = $8, payment_intent_id = $9,
-		charge_id = $10, livemode = $11, updated_at = $12, customer_email = $13, callback_seq = $14 WHERE id = $1`,
+		charge_id = $10, livemode = $11, updated_at = $12, customer_email = $13, callback_seq = $14,
+		attempts = $15, disputes = $16, stripe_refunded_at = $17 WHERE id = $1`,
 		p.ID, p.Status, p.AmountRefunded, p.StripeAmountRefunded, p.PaymentURL, p.PriceID, p.PaymentLinkID,
-		p.CheckoutSessionID, p.PaymentIntentID, p.ChargeID, p.Livemode, p.UpdatedAt, p.CustomerEmail, p.CallbackSeq)
+		p.CheckoutSessionID, p.PaymentIntentID, p.ChargeID, p.Livemode, p.UpdatedAt, p.CustomerEmail, p.CallbackSeq,
+		jsonText(p.Attempts), jsonText(p.Disputes), p.StripeRefundedAt)
+	queueRefs(b, p.ID, newRefs(beforeIDs, p.StripeIDs()))
 	for _, r := range p.Refunds {
 		if old, ok := before[r.ID]; ok && old == r {
 			continue

@@ -62,12 +62,12 @@ func TestInsertGetUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byIntent, err := s.GetPaymentByIntent(ctx, "pi_123")
+	byIntent, err := s.GetPaymentByStripeID(ctx, "pi_123")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(updated, byIntent); diff != "" {
-		t.Fatalf("GetPaymentByIntent (-want +got):\n%s", diff)
+		t.Fatalf("GetPaymentByStripeID (-want +got):\n%s", diff)
 	}
 	if len(byIntent.Refunds) != 1 || byIntent.Refunds[0].Amount != 500 {
 		t.Fatalf("refunds = %+v", byIntent.Refunds)
@@ -101,8 +101,8 @@ func TestNotFound(t *testing.T) {
 	if _, err := s.GetPayment(ctx, "pay_nope"); !errors.Is(err, paygate.ErrNotFound) {
 		t.Errorf("GetPayment err = %v", err)
 	}
-	if _, err := s.GetPaymentByIntent(ctx, "pi_nope"); !errors.Is(err, paygate.ErrNotFound) {
-		t.Errorf("GetPaymentByIntent err = %v", err)
+	if _, err := s.GetPaymentByStripeID(ctx, "pi_nope"); !errors.Is(err, paygate.ErrNotFound) {
+		t.Errorf("GetPaymentByStripeID err = %v", err)
 	}
 	if _, err := s.UpdatePayment(ctx, "pay_nope", func(*paygate.Payment) ([]paygate.HistoryEntry, error) { return nil, nil }); !errors.Is(err, paygate.ErrNotFound) {
 		t.Errorf("UpdatePayment err = %v", err)

@@ -8,7 +8,6 @@ import (
 
 	sq "github.com/Masterminds/squirrel"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/numedapp/paygate"
 )
@@ -48,7 +47,7 @@ func scanEvent(row pgx.Row, withPayload bool) (*paygate.WebhookEvent, error) {
 // incremented. Concurrent deliveries of one event serialize on the payment's
 // row lock or on the event's primary key.
 func (s *Store) RecordWebhookEvent(ctx context.Context, ev *paygate.WebhookEvent, refs paygate.PaymentRefs,
-	apply func(p *paygate.Payment) ([]paygate.HistoryEntry, error)) (*paygate.WebhookEvent, bool, error) {
+	apply func(p *paygate.Payment) (paygate.EventOutcome, error)) (*paygate.WebhookEvent, bool, error) {
 	var out *paygate.WebhookEvent
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		out = nil
@@ -64,27 +63,23 @@ func (s *Store) RecordWebhookEvent(ctx context.Context, ev *paygate.WebhookEvent
 			ev.ID, ev.Type, ev.APIVersion, ev.Livemode, &status, &errMsg, &paymentID, ev.CreatedAt, ev.ReceivedAt, processed, string(ev.Payload))
 		if apply != nil {
 			p, err := lockPayment(ctx, tx, refs)
-			switch {
-			case errors.Is(err, paygate.ErrNotFound):
-				status = paygate.EventUnmatched
-			case err != nil:
+			if err != nil && !errors.Is(err, paygate.ErrNotFound) {
 				return err
-			default:
+			}
+			var before map[string]paygate.Refund
+			var beforeIDs []string
+			var beforeRow paygate.Payment
+			if p != nil {
 				paymentID = p.ID
-				before, beforeRefunds := *p, refundsByID(p)
-				hist, err := apply(p)
-				var ee *paygate.EventError
-				switch {
-				case errors.As(err, &ee):
-					status, errMsg = paygate.EventFailed, ee.Message
-				case err != nil:
-					return err
-				default:
-					status = paygate.EventProcessed
-					if len(hist) > 0 || !sameRow(&before, p) || len(beforeRefunds) != len(p.Refunds) || refundsChanged(beforeRefunds, p) {
-						queueSave(b, p, beforeRefunds, hist)
-					}
-				}
+				before, beforeIDs, beforeRow = refundsByID(p), p.StripeIDs(), *p
+			}
+			res, err := apply(p)
+			if err != nil {
+				return err
+			}
+			status, errMsg = res.Status, res.Error
+			if p != nil && (len(res.History) > 0 || !sameRow(&beforeRow, p) || refundsChanged(before, p)) {
+				queueSave(b, p, before, beforeIDs, res.History)
 			}
 		}
 		br := tx.SendBatch(ctx, b)
@@ -103,15 +98,7 @@ func (s *Store) RecordWebhookEvent(ctx context.Context, ev *paygate.WebhookEvent
 		out = &o
 		return nil
 	})
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-		// The event names a Stripe object already recorded on another
-		// payment. Retrying cannot help: store the event as failed, so
-		// Stripe stops resending it and an operator can see it.
-		failed := *ev
-		failed.Status, failed.Error = paygate.EventFailed, "a Stripe id in this event already belongs to another payment"
-		return s.RecordWebhookEvent(ctx, &failed, paygate.PaymentRefs{}, nil)
-	}
+	err = stripeIDTaken(err)
 	if errors.Is(err, errDuplicate) {
 		dup, err := scanEvent(s.pool.QueryRow(ctx, `UPDATE paygate_webhook_events SET received_count = received_count + 1
 			WHERE id = $1 RETURNING `+eventColumns, ev.ID), false)
@@ -135,10 +122,14 @@ func sameRow(a, b *paygate.Payment) bool {
 		a.PaymentURL == b.PaymentURL && a.PriceID == b.PriceID && a.PaymentLinkID == b.PaymentLinkID &&
 		a.CheckoutSessionID == b.CheckoutSessionID && a.PaymentIntentID == b.PaymentIntentID && a.ChargeID == b.ChargeID &&
 		a.Livemode == b.Livemode && a.UpdatedAt.Equal(b.UpdatedAt) && a.CustomerEmail == b.CustomerEmail &&
-		a.CallbackSeq == b.CallbackSeq
+		a.CallbackSeq == b.CallbackSeq && a.StripeRefundedAt.Equal(b.StripeRefundedAt) &&
+		jsonText(a.Attempts) == jsonText(b.Attempts) && jsonText(a.Disputes) == jsonText(b.Disputes)
 }
 
 func refundsChanged(before map[string]paygate.Refund, p *paygate.Payment) bool {
+	if len(before) != len(p.Refunds) {
+		return true
+	}
 	for _, r := range p.Refunds {
 		if old, ok := before[r.ID]; !ok || old != r {
 			return true
@@ -147,26 +138,26 @@ func refundsChanged(before map[string]paygate.Refund, p *paygate.Payment) bool {
 	return false
 }
 
-// lockPayment finds the payment refs name, in the order of PaymentRefs'
-// fields, and locks its row.
+// lockPayment finds the payment refs name — by our id, else by the first of
+// its Stripe ids that is indexed — and locks its row.
 func lockPayment(ctx context.Context, tx pgx.Tx, refs paygate.PaymentRefs) (*paygate.Payment, error) {
-	for _, c := range []struct{ col, val string }{
-		{"id", refs.PaymentID},
-		{"payment_link_id", refs.PaymentLinkID},
-		{"checkout_session_id", refs.CheckoutSessionID},
-		{"payment_intent_id", refs.PaymentIntentID},
-		{"charge_id", refs.ChargeID},
-	} {
-		if c.val == "" {
-			continue
+	if refs.PaymentID != "" {
+		p, err := lockPaymentWhere(ctx, tx, "p.id = $1", refs.PaymentID)
+		if !errors.Is(err, paygate.ErrNotFound) {
+			return p, err
 		}
-		p, err := lockPaymentWhere(ctx, tx, "p."+c.col+" = $1", c.val)
-		if errors.Is(err, paygate.ErrNotFound) {
-			continue
-		}
-		return p, err
 	}
-	return nil, fmt.Errorf("payment: %w", paygate.ErrNotFound)
+	var ids []string
+	for _, id := range []string{refs.PaymentLinkID, refs.CheckoutSessionID, refs.PaymentIntentID, refs.ChargeID} {
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("payment: %w", paygate.ErrNotFound)
+	}
+	return lockPaymentWhere(ctx, tx, `p.id = (SELECT r.payment_id FROM paygate_payment_refs r
+		WHERE r.stripe_id = ANY($1) ORDER BY array_position($1, r.stripe_id) LIMIT 1)`, ids)
 }
 
 // ListWebhookEvents implements paygate.Store.
