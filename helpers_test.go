@@ -16,6 +16,8 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/form"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/numedapp/paygate"
 	"github.com/numedapp/paygate/internal/testenv"
 	"github.com/numedapp/paygate/internal/testsrv"
@@ -80,6 +82,7 @@ type env struct {
 	t     testing.TB
 	gw    *paygate.Gateway
 	store *store.Store
+	pool  *pgxpool.Pool
 	rec   *recorder
 	srv   *httptest.Server
 	logs  *testenv.LockedBuffer
@@ -90,7 +93,8 @@ type envOpt func(*paygate.Config)
 func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
 	mockURL := testenv.StripeMockURL(t)
-	st := store.New(testenv.NewPool(t))
+	pool := testenv.NewPool(t)
+	st := store.New(pool)
 	rec := &recorder{Backend: stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
 		URL:           stripe.String(mockURL),
 		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
@@ -118,7 +122,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	}
 	srv := httptest.NewServer(gw.Handler())
 	t.Cleanup(srv.Close)
-	return &env{t: t, gw: gw, store: st, rec: rec, srv: srv, logs: logs}
+	return &env{t: t, gw: gw, store: st, pool: pool, rec: rec, srv: srv, logs: logs}
 }
 
 // response is a decoded envelope.

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 )
@@ -93,11 +95,16 @@ func (g *Gateway) idempotent(next http.HandlerFunc) http.HandlerFunc {
 			case rec.InFlight:
 				g.writeError(w, r, &Error{Code: CodeConflict, Param: "Idempotency-Key", Message: "a request with this Idempotency-Key is still in progress"})
 			default:
+				body, err := g.restoreSecrets(r.Context(), rec.ResponseBody)
+				if err != nil {
+					g.writeError(w, r, err)
+					return
+				}
 				h := w.Header()
 				h.Set("Content-Type", "application/json; charset=utf-8")
 				h.Set("Idempotent-Replayed", "true")
 				w.WriteHeader(rec.ResponseStatus)
-				_, _ = w.Write(rec.ResponseBody)
+				_, _ = w.Write(body)
 			}
 			return
 		}
@@ -112,10 +119,12 @@ func (g *Gateway) idempotent(next http.HandlerFunc) http.HandlerFunc {
 			status = http.StatusOK
 		}
 		bg := context.WithoutCancel(r.Context())
-		if status >= 500 {
+		if status >= 500 || status == http.StatusTooManyRequests {
+			// Not executed (a rate limit, ours or Stripe's) or not
+			// finished: a retry under the same key runs again.
 			err = g.store.ReleaseIdempotent(bg, scope, key)
 		} else {
-			err = g.store.FinishIdempotent(bg, scope, key, status, rw.buf.Bytes())
+			err = g.store.FinishIdempotent(bg, scope, key, status, withoutSecrets(rw.buf.Bytes()))
 		}
 		if err != nil {
 			g.logError(r, "paygate: storing the idempotent response failed", err)
@@ -123,6 +132,40 @@ func (g *Gateway) idempotent(next http.HandlerFunc) http.HandlerFunc {
 		w.WriteHeader(status)
 		_, _ = w.Write(rw.buf.Bytes())
 	}
+}
+
+// clientSecretField is how a PaymentIntent's client secret appears in a
+// response body; it is never stored (API.md §1), so a stored response keeps
+// the field empty and a replay fetches the secret from Stripe again.
+var clientSecretField = regexp.MustCompile(`"clientSecret":"[^"]*"`)
+
+const storedSecretField = `"clientSecret":""`
+
+// withoutSecrets is a response body as it may be stored.
+func withoutSecrets(body []byte) []byte {
+	return clientSecretField.ReplaceAll(body, []byte(storedSecretField))
+}
+
+// restoreSecrets puts the client secret back into a stored response body
+// that had one, fetching it from Stripe.
+func (g *Gateway) restoreSecrets(ctx context.Context, body []byte) ([]byte, error) {
+	if !bytes.Contains(body, []byte(storedSecretField)) {
+		return body, nil
+	}
+	var env struct {
+		Data struct {
+			PaymentIntentID string `json:"paymentIntentId"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil || env.Data.PaymentIntentID == "" {
+		return body, nil
+	}
+	_, pi, err := g.fetchIntent(ctx, env.Data.PaymentIntentID)
+	if err != nil {
+		return nil, err
+	}
+	secret, _ := json.Marshal(pi.ClientSecret)
+	return bytes.Replace(body, []byte(storedSecretField), append([]byte(`"clientSecret":`), secret...), 1), nil
 }
 
 // idempotencyKeyFrom returns the scoped Idempotency-Key of the request, or "".

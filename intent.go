@@ -183,10 +183,11 @@ func intentEvent(pi *stripe.PaymentIntent) (eventObject, bool) {
 	}
 	if e := pi.LastPaymentError; e != nil {
 		o.LastPaymentError = &struct {
+			Charge      string `json:"charge"`
 			Code        string `json:"code"`
 			DeclineCode string `json:"decline_code"`
 			Message     string `json:"message"`
-		}{Code: string(e.Code), DeclineCode: string(e.DeclineCode), Message: e.Msg}
+		}{Charge: e.ChargeID, Code: string(e.Code), DeclineCode: string(e.DeclineCode), Message: e.Msg}
 	}
 	typ := ""
 	switch pi.Status {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 
 	"github.com/stripe/stripe-go/v76"
 )
@@ -52,8 +53,10 @@ var refundReasons = map[string]bool{"duplicate": true, "fraudulent": true, "requ
 // a refund_created callback), which then change nothing.
 //
 // A retry with the same IdempotencyKey returns the refund already made
-// without calling Stripe again, resumes one whose outcome was unknown, and
-// is refused with conflict when that refund ended failed (use a new key).
+// without calling Stripe again and resumes one whose outcome was unknown. If
+// Stripe refused that refund or never made it (reconciliation found none),
+// the retry reserves the amount again and asks Stripe afresh; if Stripe made
+// it and it then failed, the retry is refused with conflict (use a new key).
 //
 // It returns a *Error: invalid_request naming amount when more than what
 // remains is asked, conflict when the payment has not succeeded or nothing
@@ -98,18 +101,29 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 		}
 	}
 
-	refundID := idFor("rf", in.IdempotencyKey)
+	var refundID string
 	now := g.now()
 	p, err = g.store.UpdatePayment(ctx, p.ID, func(p *Payment) ([]HistoryEntry, error) {
-		if r := findRefund(p, refundID); r != nil {
+		refundID = idFor("rf", in.IdempotencyKey)
+		for retry := 1; in.IdempotencyKey != ""; retry++ {
+			r := findRefund(p, refundID)
+			if r == nil {
+				break
+			}
 			// A retry with the same Idempotency-Key.
 			if amount != 0 && r.Amount != amount {
 				return nil, &Error{Code: CodeIdempotency, Message: "this Idempotency-Key was already used for a different refund"}
 			}
-			if !r.Status.counts() {
-				return nil, conflict("the refund made with this Idempotency-Key ended %s; retry with a new Idempotency-Key", r.Status)
+			if r.Status.counts() {
+				return nil, nil // made or in progress: resume it
 			}
-			return nil, nil
+			if r.StripeRefundID != "" {
+				return nil, conflict("the refund made with this Idempotency-Key ended %s at Stripe; use a new Idempotency-Key to refund again", r.Status)
+			}
+			// Stripe refused it (a rate limit, say) or never made it: a
+			// new reservation, with its own Stripe idempotency key, since
+			// Stripe may have saved the first key's answer.
+			refundID = idFor("rf", in.IdempotencyKey+"\x00retry "+strconv.Itoa(retry))
 		}
 		if baseStatus(p.Status) != StatusSucceeded {
 			return nil, conflict("payment %s has not succeeded (status %s); only a succeeded payment can be refunded", p.ID, p.Status)
@@ -199,12 +213,8 @@ func createdRefund(p *Payment, r *Refund) *CreatedRefund {
 func refundEvent(re *stripe.Refund, refundID string) eventObject {
 	o := &stripeObject{ID: re.ID, Object: "refund", Status: string(re.Status), Amount: re.Amount, Currency: string(re.Currency),
 		Reason: string(re.Reason), Metadata: map[string]string{metadataRefundKey: refundID}, Created: re.Created}
-	if re.Charge != nil {
-		o.Charge = expandable(re.Charge.ID)
-	}
-	if re.PaymentIntent != nil {
-		o.PaymentIntent = expandable(re.PaymentIntent.ID)
-	}
+	// The charge is left to the refund's own events: the reservation
+	// already names the payment.
 	return eventObject{typ: "refund.created", obj: o}
 }
 

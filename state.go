@@ -207,7 +207,7 @@ func cmpOr(a, b string) string {
 // legacyAttempt gives a payment stored before attempts were recorded one
 // attempt that says what its stored status says.
 func (p *Payment) legacyAttempt() {
-	if len(p.Attempts) > 0 || (p.PaymentIntentID == "" && p.CheckoutSessionID == "") {
+	if len(p.Attempts) > 0 || p.Status == StatusPending {
 		return
 	}
 	a := Attempt{PaymentIntentID: p.PaymentIntentID, CheckoutSessionID: p.CheckoutSessionID}
@@ -230,6 +230,7 @@ func (p *Payment) legacyAttempt() {
 // disputes: the status, the amount refunded, and which attempt owns the
 // payment's PaymentIntentID and ChargeID.
 func (p *Payment) derive() {
+	p.legacyAttempt()
 	p.AmountRefunded = p.refundedAmount()
 	p.Status = p.statusWith(p.AmountRefunded)
 	if a := p.owner(); a != nil {
@@ -373,6 +374,9 @@ func applyEvent(p *Payment, e eventObject, source string, now time.Time) []Histo
 			a.Created, changed = o.Created, true
 		}
 		charge := string(o.LatestCharge)
+		if charge == "" && o.LastPaymentError != nil {
+			charge = o.LastPaymentError.Charge // the declined charge
+		}
 		switch e.typ {
 		case "payment_intent.succeeded":
 			set(a.setCharge(charge, ChargeSucceeded))
@@ -501,10 +505,23 @@ func (p *Payment) changes(from Status, beforeRefunded int64, beforeRefunds map[s
 		add(statusHistoryType(baseStatus(p.Status)), p.Amount, data)
 	}
 	refundEntries := false
+	// What Stripe reported refunded and no known refund explained was
+	// announced already (a refund_created without an id): a refund that
+	// now turns out to be part of it is an update, not a second refund.
+	announced := beforeRefunded
+	for _, r := range beforeRefunds {
+		if r.Status.counts() {
+			announced -= r.Amount
+		}
+	}
 	for _, r := range p.Refunds {
 		old, existed := beforeRefunds[r.ID]
 		data := map[string]any{"refundId": r.StripeRefundID, "refundStatus": r.Status, "refundAmount": r.Amount, "reason": r.Reason}
 		switch {
+		case !existed && r.Status.counts() && announced >= r.Amount:
+			announced -= r.Amount
+			add(HistoryRefundUpdated, r.Amount, data)
+			refundEntries = true
 		case !existed || (old.StripeRefundID == "" && r.StripeRefundID != ""):
 			add(HistoryRefundCreated, r.Amount, data)
 			refundEntries = true

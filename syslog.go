@@ -312,7 +312,7 @@ func (g *Gateway) observe(next http.Handler) http.Handler {
 // none reaches a log line or a system log row even where it was not
 // expected: Stripe secret and restricted keys, webhook and callback
 // secrets, PaymentIntent client secrets, bearer tokens.
-var secretPatterns = regexp.MustCompile(`(sk|rk)_(test|live)_[0-9A-Za-z]+|whsec_[0-9A-Za-z+/=]+|pi_[0-9A-Za-z]+_secret_[0-9A-Za-z]+|(?i:bearer)\s+\S+`)
+var secretPatterns = regexp.MustCompile(`(sk|rk)_(test|live)_[0-9A-Za-z]+|whsec_[0-9A-Za-z+/=]+|pi_[0-9A-Za-z]+_secret_[0-9A-Za-z]+|(?i:bearer)\s+[^\s<]\S*`)
 
 // redact masks secrets in s: the configured ones by value, and anything
 // shaped like a credential.

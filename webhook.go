@@ -273,6 +273,7 @@ type stripeObject struct {
 	Reason           string            `json:"reason"`
 	CustomerEmail    string            `json:"customer_email"`
 	LastPaymentError *struct {
+		Charge      string `json:"charge"`
 		Code        string `json:"code"`
 		DeclineCode string `json:"decline_code"`
 		Message     string `json:"message"`

@@ -316,7 +316,7 @@ func queueSave(b *pgx.Batch, p *paygate.Payment, before map[string]paygate.Refun
 		b.Queue(`INSERT INTO paygate_refunds (id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (id) DO UPDATE SET stripe_refund_id = EXCLUDED.stripe_refund_id, amount = EXCLUDED.amount,
-				status = EXCLUDED.status, reason = EXCLUDED.reason, updated_at = EXCLUDED.updated_at`,
+				status = EXCLUDED.status, reason = EXCLUDED.reason, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at`,
 			r.ID, p.ID, r.StripeRefundID, r.Amount, r.Status, r.Reason, r.CreatedAt, r.UpdatedAt)
 	}
 	for _, h := range hist {
