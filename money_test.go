@@ -457,3 +457,26 @@ func TestMoney14RefundByPaymentID(t *testing.T) {
 		t.Fatalf("payment: %+v", p.Payment)
 	}
 }
+
+// 2, a sibling: reconciliation of a link whose first attempt was declined
+// checks the link's sessions, not the declined PaymentIntent.
+func TestMoney02ReconcileFindsTheLaterAttempt(t *testing.T) {
+	t.Parallel()
+	e, fake, _ := newFakeEnvWith(t, "sk_test_123abc", withWebhookSecrets(whsecNew))
+	p := e.webhookPayment(paygate.MethodLink, 2000)
+	sfx := p.ID[6:]
+	e.send(stripeEventJSON("", "payment_intent.payment_failed", "2023-10-16", piObject("pi_a"+sfx, "requires_payment_method", 2000, p.ID, "ch_a"+sfx))).must(t, 200, nil)
+	if got := e.payment(p.ID); got.Status != paygate.StatusFailed || got.PaymentIntentID != "pi_a"+sfx {
+		t.Fatalf("after the decline: %+v", got.Payment)
+	}
+	fake.route("GET", "/v1/checkout/sessions", 200, `{"object": "list", "url": "/v1/checkout/sessions", "has_more": false, "data": [
+		{"id": "cs_b`+sfx+`", "object": "checkout.session", "status": "complete", "payment_status": "paid", "payment_intent": "pi_b`+sfx+`",
+		 "payment_link": "`+p.PaymentLinkID+`", "amount_total": 2000, "currency": "usd"}]}`)
+	fake.set(404, stripeErr("invalid_request_error", "resource_missing", "id", "No such object"))
+	if res, err := e.gw.Reconcile(context.Background()); err != nil || res.Updated != 1 {
+		t.Fatalf("reconcile: %+v %v", res, err)
+	}
+	if got := e.payment(p.ID); got.Status != paygate.StatusSucceeded || got.PaymentIntentID != "pi_b"+sfx || got.CheckoutSessionID != "cs_b"+sfx {
+		t.Fatalf("after reconcile: %+v", got.Payment)
+	}
+}

@@ -117,6 +117,28 @@ func (g *Gateway) stripeView(ctx context.Context, api *client.API, p *Payment) (
 		return "", nil, nil // final; only its refunds may need settling
 	}
 	switch {
+	case p.Method == MethodLink && p.PaymentLinkID != "":
+		// A link opens a session per visit: the one that completed is the
+		// one to check, whichever attempt the payment shows now.
+		params := &stripe.CheckoutSessionListParams{PaymentLink: stripe.String(p.PaymentLinkID), Status: stripe.String(string(stripe.CheckoutSessionStatusComplete))}
+		params.Context = ctx
+		it := api.CheckoutSessions.List(params)
+		var unpaid *stripe.CheckoutSession
+		for it.Next() {
+			s := it.CheckoutSession()
+			if s.PaymentStatus != stripe.CheckoutSessionPaymentStatusUnpaid {
+				return sessionView(s)
+			}
+			if unpaid == nil {
+				unpaid = s // a delayed method, processing
+			}
+		}
+		if err := it.Err(); err != nil {
+			return "", nil, g.stripeError(ctx, err)
+		}
+		if unpaid != nil {
+			return sessionView(unpaid)
+		}
 	case p.PaymentIntentID != "":
 		params := &stripe.PaymentIntentParams{}
 		params.Context = ctx
@@ -137,18 +159,6 @@ func (g *Gateway) stripeView(ctx context.Context, api *client.API, p *Payment) (
 			return "", nil, g.stripeError(ctx, err)
 		}
 		return sessionView(s)
-	case p.PaymentLinkID != "":
-		params := &stripe.CheckoutSessionListParams{PaymentLink: stripe.String(p.PaymentLinkID), Status: stripe.String(string(stripe.CheckoutSessionStatusComplete))}
-		params.Context = ctx
-		it := api.CheckoutSessions.List(params)
-		for it.Next() {
-			if s := it.CheckoutSession(); s.PaymentStatus != stripe.CheckoutSessionPaymentStatusUnpaid {
-				return sessionView(s)
-			}
-		}
-		if err := it.Err(); err != nil {
-			return "", nil, g.stripeError(ctx, err)
-		}
 	}
 	return "", nil, nil
 }
