@@ -122,6 +122,7 @@ type Gateway struct {
 	logs             *logWriter // nil unless SystemLogs
 	metrics          *metrics   // nil unless Metrics
 	secrets          []string   // redacted from logs by value
+	ingest           *batcher   // nil unless the Store records webhook events in batches
 }
 
 // New validates cfg, applies its defaults and returns a Gateway. It returns
@@ -204,6 +205,9 @@ func New(cfg Config) (*Gateway, error) {
 		g.logs = newLogWriter(g, cfg.SystemLogBuffer)
 	}
 	g.started = g.now()
+	if bs, ok := cfg.Store.(WebhookBatchStore); ok {
+		g.ingest = &batcher{store: bs, observe: g.metrics.ingestBatch}
+	}
 	if cfg.StripeSecretKey != "" {
 		backend := cfg.backend
 		if backend == nil {

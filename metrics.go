@@ -20,6 +20,7 @@ type metrics struct {
 	webhooks     *prometheus.CounterVec
 	callbacks    *prometheus.CounterVec
 	stripeErrors *prometheus.CounterVec
+	batchSize    prometheus.Histogram
 }
 
 func newMetrics(g *Gateway) *metrics {
@@ -41,8 +42,12 @@ func newMetrics(g *Gateway) *metrics {
 		stripeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paygate_stripe_errors_total", Help: "Failed Stripe API calls by error type.",
 		}, []string{"type"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "paygate_webhook_batch_events", Help: "Webhook events recorded per transaction (group commit).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
+		}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.webhooks, m.callbacks, m.stripeErrors,
+	m.reg.MustRegister(m.requests, m.latency, m.webhooks, m.callbacks, m.stripeErrors, m.batchSize,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "paygate_system_log_rows_dropped_total", Help: "System log rows dropped because the buffer was full or a write failed.",
 		}, func() float64 { return float64(g.SystemLogsDropped()) }),
@@ -77,6 +82,13 @@ func (m *metrics) request(route, method string, status int, d time.Duration) {
 func (m *metrics) webhook(outcome, reason string) {
 	if m != nil {
 		m.webhooks.WithLabelValues(outcome, reason).Inc()
+	}
+}
+
+// ingestBatch observes the size of a webhook batch.
+func (m *metrics) ingestBatch(n int) {
+	if m != nil {
+		m.batchSize.Observe(float64(n))
 	}
 }
 

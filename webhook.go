@@ -376,7 +376,7 @@ func (g *Gateway) ingestEvent(ctx context.Context, payload []byte, source string
 			}
 		}
 	}
-	res, dup, err := g.store.RecordWebhookEvent(ctx, stored, refs, apply)
+	res, dup, err := g.recordWebhookEvent(ctx, stored, refs, apply)
 	if errors.Is(err, ErrStripeIDTaken) {
 		// The event names a Stripe object already recorded on another
 		// payment. Retrying cannot help: store the event as failed, so
@@ -402,6 +402,22 @@ func (g *Gateway) ingestEvent(ctx context.Context, payload []byte, source string
 		slog.String("event_id", ev.ID), slog.String("type", ev.Type),
 		slog.String("outcome", outcome), slog.String("payment_id", res.PaymentID))
 	return &WebhookResult{EventID: res.ID, Type: res.Type, Status: res.Status, Duplicate: dup, PaymentID: res.PaymentID}, nil
+}
+
+// recordWebhookEvent records an event through the batcher when the Store
+// can record events in batches (group commit), else on its own.
+func (g *Gateway) recordWebhookEvent(ctx context.Context, ev *WebhookEvent, refs PaymentRefs, apply func(p *Payment) (EventOutcome, error)) (*WebhookEvent, bool, error) {
+	if g.ingest == nil {
+		return g.store.RecordWebhookEvent(ctx, ev, refs, apply)
+	}
+	rec := &WebhookRecord{Event: ev, Refs: refs, Apply: apply}
+	if err := g.ingest.record(ctx, rec); err != nil {
+		return nil, false, err
+	}
+	if rec.Err != nil {
+		return nil, false, rec.Err
+	}
+	return rec.Stored, rec.Duplicate, nil
 }
 
 var handledTypes = func() map[string]bool {

@@ -8,6 +8,7 @@ import (
 
 	sq "github.com/Masterminds/squirrel"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/numedapp/paygate"
 )
@@ -49,61 +50,15 @@ func scanEvent(row pgx.Row, withPayload bool) (*paygate.WebhookEvent, error) {
 func (s *Store) RecordWebhookEvent(ctx context.Context, ev *paygate.WebhookEvent, refs paygate.PaymentRefs,
 	apply func(p *paygate.Payment) (paygate.EventOutcome, error)) (*paygate.WebhookEvent, bool, error) {
 	var out *paygate.WebhookEvent
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		out = nil
-		status, errMsg, paymentID := ev.Status, ev.Error, ""
-		if status == "" {
-			status = paygate.EventIgnored
-		}
-		b := &pgx.Batch{}
-		processed := ev.ReceivedAt
-		b.Queue(`INSERT INTO paygate_webhook_events (id, type, api_version, livemode, status, error, payment_id,
-			created_at, received_at, processed_at, payload)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`,
-			ev.ID, ev.Type, ev.APIVersion, ev.Livemode, &status, &errMsg, &paymentID, ev.CreatedAt, ev.ReceivedAt, processed, string(ev.Payload))
-		if apply != nil {
-			p, err := lockPayment(ctx, tx, refs)
-			if err != nil && !errors.Is(err, paygate.ErrNotFound) {
-				return err
-			}
-			var before map[string]paygate.Refund
-			var beforeIDs []string
-			var beforeRow paygate.Payment
-			if p != nil {
-				paymentID = p.ID
-				before, beforeIDs, beforeRow = refundsByID(p), p.StripeIDs(), *p
-			}
-			res, err := apply(p)
-			if err != nil {
-				return err
-			}
-			status, errMsg = res.Status, res.Error
-			if p != nil && (len(res.History) > 0 || !sameRow(&beforeRow, p) || refundsChanged(before, p)) {
-				queueSave(b, p, before, beforeIDs, res.History)
-			}
-		}
-		br := tx.SendBatch(ctx, b)
-		tag, err := br.Exec()
-		if err == nil && tag.RowsAffected() == 0 {
-			err = errDuplicate
-		}
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-		o := *ev
-		o.Status, o.Error, o.PaymentID, o.ReceivedCount, o.ProcessedAt, o.Payload = status, errMsg, paymentID, 1, &processed, nil
-		out = &o
-		return nil
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
+		out, err = recordEvent(ctx, tx, ev, refs, apply)
+		return err
 	})
 	err = stripeIDTaken(err)
 	if errors.Is(err, errDuplicate) {
-		dup, err := scanEvent(s.pool.QueryRow(ctx, `UPDATE paygate_webhook_events SET received_count = received_count + 1
-			WHERE id = $1 RETURNING `+eventColumns, ev.ID), false)
+		dup, err := countResend(ctx, s.pool, ev.ID)
 		if err != nil {
-			return nil, false, fmt.Errorf("store: count resend: %w", err)
+			return nil, false, err
 		}
 		return dup, true, nil
 	}
@@ -111,6 +66,74 @@ func (s *Store) RecordWebhookEvent(ctx context.Context, ev *paygate.WebhookEvent
 		return nil, false, fmt.Errorf("store: record event: %w", err)
 	}
 	return out, false, nil
+}
+
+// recordEvent records one event in tx (see RecordWebhookEvent); it returns
+// errDuplicate when the event is stored already.
+func recordEvent(ctx context.Context, tx pgx.Tx, ev *paygate.WebhookEvent, refs paygate.PaymentRefs,
+	apply func(p *paygate.Payment) (paygate.EventOutcome, error)) (*paygate.WebhookEvent, error) {
+	status, errMsg, paymentID := ev.Status, ev.Error, ""
+	if status == "" {
+		status = paygate.EventIgnored
+	}
+	b := &pgx.Batch{}
+	processed := ev.ReceivedAt
+	b.Queue(`INSERT INTO paygate_webhook_events (id, type, api_version, livemode, status, error, payment_id,
+		created_at, received_at, processed_at, payload)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`,
+		ev.ID, ev.Type, ev.APIVersion, ev.Livemode, &status, &errMsg, &paymentID, ev.CreatedAt, ev.ReceivedAt, processed, string(ev.Payload))
+	if apply != nil {
+		p, err := lockPayment(ctx, tx, refs)
+		if err != nil && !errors.Is(err, paygate.ErrNotFound) {
+			return nil, err
+		}
+		var before map[string]paygate.Refund
+		var beforeIDs []string
+		var beforeRow paygate.Payment
+		if p != nil {
+			paymentID = p.ID
+			before, beforeIDs, beforeRow = refundsByID(p), p.StripeIDs(), *p
+		}
+		res, err := apply(p)
+		if err != nil {
+			return nil, err
+		}
+		status, errMsg = res.Status, res.Error
+		if p != nil && (len(res.History) > 0 || !sameRow(&beforeRow, p) || refundsChanged(before, p)) {
+			queueSave(b, p, before, beforeIDs, res.History)
+		}
+	}
+	br := tx.SendBatch(ctx, b)
+	tag, err := br.Exec()
+	if err == nil && tag.RowsAffected() == 0 {
+		err = errDuplicate
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	o := *ev
+	o.Status, o.Error, o.PaymentID, o.ReceivedCount, o.ProcessedAt, o.Payload = status, errMsg, paymentID, 1, &processed, nil
+	return &o, nil
+}
+
+// countResend counts one more delivery of a stored event and returns it.
+func countResend(ctx context.Context, q querier, id string) (*paygate.WebhookEvent, error) {
+	dup, err := scanEvent(q.QueryRow(ctx, `UPDATE paygate_webhook_events SET received_count = received_count + 1
+		WHERE id = $1 RETURNING `+eventColumns, id), false)
+	if err != nil {
+		return nil, fmt.Errorf("store: count resend: %w", err)
+	}
+	return dup, nil
+}
+
+// retryable reports a transaction that failed only because of concurrent
+// ones (a deadlock, a serialization failure): running it again can succeed.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
 // errDuplicate rolls back the transaction of an event already stored.

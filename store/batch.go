@@ -1,0 +1,287 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/numedapp/paygate"
+)
+
+// RecordWebhookEvents implements paygate.WebhookBatchStore: every record in
+// one transaction, so the batch shares one commit (one WAL flush).
+//
+// The usual way takes three round trips for the whole batch, whatever its
+// size: (1) lock every payment the events name, in id order, read their
+// refunds, the Stripe ids that name them and which events are stored
+// already; (2) apply the events in memory and send every write; (3) commit.
+// A resend is known from (1): a concurrent delivery of the same event that
+// could change a payment needs that payment's lock, so it either committed
+// before (1) or waits for this commit.
+//
+// If anything in (2) fails — a Stripe id that names another payment, an
+// event that another transaction stored meanwhile, any database error — the
+// batch is rolled back and recorded again one event at a time, each under a
+// savepoint, so that a failing event fails alone. A deadlock or
+// serialization failure retries the batch.
+func (s *Store) RecordWebhookEvents(ctx context.Context, recs []*paygate.WebhookRecord) error {
+	order := make([]*paygate.WebhookRecord, len(recs))
+	copy(order, recs)
+	sort.SliceStable(order, func(i, j int) bool { return order[i].Refs.PaymentID < order[j].Refs.PaymentID })
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return recordBatch(ctx, tx, order) })
+		if errors.Is(err, errSlowPath) {
+			err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return recordEach(ctx, tx, order) })
+		}
+		if !retryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("store: record events: %w", err)
+	}
+	return nil
+}
+
+// errSlowPath sends a batch to recordEach.
+var errSlowPath = errors.New("store: record the batch event by event")
+
+// touched is a payment of the batch as it was locked, and what the batch's
+// events wrote to its history.
+type touched struct {
+	p         *paygate.Payment
+	before    map[string]paygate.Refund
+	beforeIDs []string
+	beforeRow paygate.Payment
+	hist      []paygate.HistoryEntry
+}
+
+// recordBatch is the usual way (see RecordWebhookEvents).
+func recordBatch(ctx context.Context, tx pgx.Tx, recs []*paygate.WebhookRecord) error {
+	var payIDs, stripeIDs, eventIDs []string
+	for _, r := range recs {
+		r.Stored, r.Duplicate, r.Err = nil, false, nil
+		eventIDs = append(eventIDs, r.Event.ID)
+		if r.Apply == nil {
+			continue
+		}
+		if r.Refs.PaymentID != "" {
+			payIDs = append(payIDs, r.Refs.PaymentID)
+		}
+		for _, id := range []string{r.Refs.PaymentLinkID, r.Refs.CheckoutSessionID, r.Refs.PaymentIntentID, r.Refs.ChargeID} {
+			if id != "" {
+				stripeIDs = append(stripeIDs, id)
+			}
+		}
+	}
+
+	// (1) Lock and read.
+	const named = `p.id = ANY($1) OR p.id IN (SELECT r.payment_id FROM paygate_payment_refs r WHERE r.stripe_id = ANY($2))`
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+paymentColumns+` FROM paygate_payments p WHERE `+named+` ORDER BY p.id FOR UPDATE`, payIDs, stripeIDs)
+	// Statements after the lock see every refund committed before it.
+	b.Queue(`SELECT id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at FROM paygate_refunds
+		WHERE payment_id IN (SELECT p.id FROM paygate_payments p WHERE `+named+`) ORDER BY created_at, id`, payIDs, stripeIDs)
+	b.Queue(`SELECT stripe_id, payment_id FROM paygate_payment_refs WHERE stripe_id = ANY($1)`, stripeIDs)
+	b.Queue(`SELECT id FROM paygate_webhook_events WHERE id = ANY($1)`, eventIDs)
+	br := tx.SendBatch(ctx, b)
+	payments := map[string]*touched{}
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return err
+	}
+	ps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*paygate.Payment, error) { return scanPayment(r) })
+	if err != nil {
+		br.Close()
+		return err
+	}
+	byID := map[string]*paygate.Payment{}
+	for _, p := range ps {
+		byID[p.ID] = p
+	}
+	if rows, err = br.Query(); err != nil {
+		br.Close()
+		return err
+	}
+	if err := scanRefunds(rows, byID); err != nil {
+		br.Close()
+		return err
+	}
+	refs := map[string]string{}
+	if rows, err = br.Query(); err != nil {
+		br.Close()
+		return err
+	}
+	var sid, pid string
+	if _, err := pgx.ForEachRow(rows, []any{&sid, &pid}, func() error { refs[sid] = pid; return nil }); err != nil {
+		br.Close()
+		return err
+	}
+	stored := map[string]bool{}
+	if rows, err = br.Query(); err != nil {
+		br.Close()
+		return err
+	}
+	if _, err := pgx.ForEachRow(rows, []any{&sid}, func() error { stored[sid] = true; return nil }); err != nil {
+		br.Close()
+		return err
+	}
+	if err := br.Close(); err != nil {
+		return err
+	}
+
+	// (2) Apply in memory, then send every write.
+	w := &pgx.Batch{}
+	var inserted, resent []*paygate.WebhookRecord
+	var order []*touched
+	for _, r := range recs {
+		ev := r.Event
+		if stored[ev.ID] {
+			r.Duplicate = true
+			resent = append(resent, r)
+			continue
+		}
+		stored[ev.ID] = true // a second copy in this batch is a resend
+		status, errMsg, paymentID := ev.Status, ev.Error, ""
+		if status == "" {
+			status = paygate.EventIgnored
+		}
+		if r.Apply != nil {
+			t := payments[findIn(r.Refs, byID, refs)]
+			if t == nil {
+				if p := byID[findIn(r.Refs, byID, refs)]; p != nil {
+					t = &touched{p: p, before: refundsByID(p), beforeIDs: p.StripeIDs(), beforeRow: *p}
+					payments[p.ID] = t
+					order = append(order, t)
+				}
+			}
+			var p *paygate.Payment
+			if t != nil {
+				p, paymentID = t.p, t.p.ID
+			}
+			res, err := r.Apply(p)
+			if err != nil {
+				return errSlowPath // this event fails alone, on the slow path
+			}
+			status, errMsg = res.Status, res.Error
+			if t != nil {
+				t.hist = append(t.hist, res.History...)
+			}
+		}
+		o := *ev
+		o.Status, o.Error, o.PaymentID, o.ReceivedCount, o.ProcessedAt, o.Payload = status, errMsg, paymentID, 1, &o.ReceivedAt, nil
+		r.Stored = &o
+		inserted = append(inserted, r)
+		w.Queue(`INSERT INTO paygate_webhook_events (id, type, api_version, livemode, status, error, payment_id,
+			created_at, received_at, processed_at, payload)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`,
+			ev.ID, ev.Type, ev.APIVersion, ev.Livemode, status, errMsg, paymentID, ev.CreatedAt, ev.ReceivedAt, ev.ReceivedAt, string(ev.Payload))
+	}
+	for _, t := range order {
+		if len(t.hist) > 0 || !sameRow(&t.beforeRow, t.p) || refundsChanged(t.before, t.p) {
+			queueSave(w, t.p, t.before, t.beforeIDs, t.hist)
+		}
+	}
+	for _, r := range resent {
+		w.Queue(`UPDATE paygate_webhook_events SET received_count = received_count + 1 WHERE id = $1 RETURNING `+eventColumns, r.Event.ID)
+	}
+	wr := tx.SendBatch(ctx, w)
+	for range inserted {
+		tag, err := wr.Exec()
+		if err == nil && tag.RowsAffected() == 0 {
+			err = errSlowPath // stored by another transaction meanwhile
+		}
+		if err != nil {
+			wr.Close()
+			return slowPathFor(err)
+		}
+	}
+	return finishWrites(wr, w, len(inserted), resent)
+}
+
+// finishWrites reads the results of the write batch after the inserts: the
+// saves (whatever their number) and then one row per resend.
+func finishWrites(wr pgx.BatchResults, w *pgx.Batch, inserted int, resent []*paygate.WebhookRecord) error {
+	saves := w.Len() - inserted - len(resent)
+	for range saves {
+		if _, err := wr.Exec(); err != nil {
+			wr.Close()
+			return slowPathFor(err)
+		}
+	}
+	for _, r := range resent {
+		dup, err := scanEvent(wr.QueryRow(), false)
+		if err != nil {
+			wr.Close()
+			return err
+		}
+		r.Stored = dup
+	}
+	return wr.Close()
+}
+
+// slowPathFor turns a failed write into errSlowPath, unless retrying the
+// whole batch is the answer (a deadlock) or the connection is gone.
+func slowPathFor(err error) error {
+	if retryable(err) || !isPgError(err) && !errors.Is(err, errSlowPath) {
+		return err
+	}
+	return errSlowPath
+}
+
+func isPgError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr)
+}
+
+// findIn returns the id of the payment refs name among the locked ones: by
+// our id, else by the first of its Stripe ids that names one.
+func findIn(r paygate.PaymentRefs, byID map[string]*paygate.Payment, refs map[string]string) string {
+	if byID[r.PaymentID] != nil {
+		return r.PaymentID
+	}
+	for _, id := range []string{r.PaymentLinkID, r.CheckoutSessionID, r.PaymentIntentID, r.ChargeID} {
+		if pid := refs[id]; id != "" && byID[pid] != nil {
+			return pid
+		}
+	}
+	return ""
+}
+
+// recordEach records the batch event by event, each under a savepoint: a
+// duplicate, a Stripe id clash or an apply error rolls back that event alone.
+func recordEach(ctx context.Context, tx pgx.Tx, recs []*paygate.WebhookRecord) error {
+	for _, r := range recs {
+		r.Stored, r.Duplicate, r.Err = nil, false, nil
+		if _, err := tx.Exec(ctx, `SAVEPOINT paygate_event`); err != nil {
+			return err
+		}
+		stored, err := recordEvent(ctx, tx, r.Event, r.Refs, r.Apply)
+		if err == nil {
+			r.Stored = stored
+			continue
+		}
+		if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT paygate_event`); rerr != nil {
+			return errors.Join(err, rerr) // the transaction is lost
+		}
+		switch {
+		case errors.Is(err, errDuplicate):
+			dup, err := countResend(ctx, tx, r.Event.ID)
+			if err != nil {
+				return err
+			}
+			r.Stored, r.Duplicate = dup, true
+		case retryable(err):
+			return err // the whole batch again
+		default:
+			r.Err = fmt.Errorf("store: record event: %w", stripeIDTaken(err))
+		}
+	}
+	return nil
+}

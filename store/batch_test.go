@@ -1,0 +1,136 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/numedapp/paygate"
+	"github.com/numedapp/paygate/internal/testenv"
+	"github.com/numedapp/paygate/store"
+)
+
+// Group commit: several events in one transaction, each rolled back alone
+// when it fails.
+func TestRecordWebhookEventsBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := store.New(testenv.NewPool(t))
+	for _, id := range []string{"pay_b1", "pay_b2"} {
+		if err := s.InsertPayment(ctx, newPayment(id, t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev := func(id string) *paygate.WebhookEvent {
+		return &paygate.WebhookEvent{ID: id, Type: "payment_intent.succeeded", CreatedAt: t0, ReceivedAt: t0, Payload: []byte(`{}`)}
+	}
+	// pay_b1 gets a PaymentIntent id; a second event tries to give the same id to pay_b2.
+	setIntent := func(pi string) func(p *paygate.Payment) (paygate.EventOutcome, error) {
+		return func(p *paygate.Payment) (paygate.EventOutcome, error) {
+			if p == nil {
+				return paygate.EventOutcome{Status: paygate.EventUnmatched}, nil
+			}
+			p.PaymentIntentID, p.Status = pi, paygate.StatusSucceeded
+			return paygate.EventOutcome{Status: paygate.EventProcessed, History: []paygate.HistoryEntry{{PaymentID: p.ID,
+				EventType: paygate.HistoryPaymentSucceeded, FromStatus: paygate.StatusPending, ToStatus: paygate.StatusSucceeded,
+				Source: paygate.SourceWebhook, CreatedAt: t0}}}, nil
+		}
+	}
+	boom := errors.New("boom")
+	recs := []*paygate.WebhookRecord{
+		{Event: ev("evt_b1"), Refs: paygate.PaymentRefs{PaymentID: "pay_b1"}, Apply: setIntent("pi_b1")},
+		{Event: ev("evt_b2"), Refs: paygate.PaymentRefs{PaymentID: "pay_b2"}, Apply: setIntent("pi_b1")}, // clash
+		{Event: ev("evt_b3"), Refs: paygate.PaymentRefs{PaymentID: "pay_nope"}, Apply: setIntent("pi_x")},
+		{Event: ev("evt_b4"), Refs: paygate.PaymentRefs{PaymentID: "pay_b2"}, Apply: func(*paygate.Payment) (paygate.EventOutcome, error) {
+			return paygate.EventOutcome{}, boom
+		}},
+		{Event: ev("evt_b1"), Refs: paygate.PaymentRefs{PaymentID: "pay_b1"}, Apply: setIntent("pi_b1")}, // a resend in the same batch
+	}
+	if err := s.RecordWebhookEvents(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if r := recs[0]; r.Err != nil || r.Duplicate || r.Stored.Status != paygate.EventProcessed {
+		t.Errorf("first: %+v", r)
+	}
+	if r := recs[1]; !errors.Is(r.Err, paygate.ErrStripeIDTaken) {
+		t.Errorf("clash: %+v", r)
+	}
+	if r := recs[2]; r.Err != nil || r.Stored.Status != paygate.EventUnmatched {
+		t.Errorf("unmatched: %+v", r)
+	}
+	if r := recs[3]; !errors.Is(r.Err, boom) {
+		t.Errorf("apply error: %+v", r)
+	}
+	if r := recs[4]; r.Err != nil || !r.Duplicate || r.Stored.ReceivedCount != 2 {
+		t.Errorf("resend: %+v", r.Stored)
+	}
+	// What committed: the first and the unmatched event, the first's change; nothing of the failed ones.
+	for id, want := range map[string]bool{"evt_b1": true, "evt_b2": false, "evt_b3": true, "evt_b4": false} {
+		_, err := s.GetWebhookEvent(ctx, id)
+		if got := err == nil; got != want {
+			t.Errorf("%s stored = %v, want %v (%v)", id, got, want, err)
+		}
+	}
+	if p, _ := s.GetPayment(ctx, "pay_b1"); p.Status != paygate.StatusSucceeded || p.PaymentIntentID != "pi_b1" {
+		t.Errorf("pay_b1 = %+v", p)
+	}
+	if p, _ := s.GetPayment(ctx, "pay_b2"); p.Status != paygate.StatusPending || p.PaymentIntentID != "" {
+		t.Errorf("pay_b2 = %+v", p)
+	}
+	if h, _ := s.PaymentHistory(ctx, "pay_b2"); len(h) != 0 {
+		t.Errorf("pay_b2 history = %+v", h)
+	}
+}
+
+// Two batches locking the same payments in opposite orders do not deadlock
+// each other into an error: records are applied in payment order, and a
+// deadlock would retry the batch.
+func TestRecordWebhookEventsConcurrentBatches(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := store.New(testenv.NewPool(t))
+	const payments = 20
+	for i := range payments {
+		if err := s.InsertPayment(ctx, newPayment(fmt.Sprintf("pay_c%02d", i), t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	touch := func(p *paygate.Payment) (paygate.EventOutcome, error) {
+		p.CallbackSeq++ // a change to write
+		return paygate.EventOutcome{Status: paygate.EventProcessed}, nil
+	}
+	errs := make(chan error, 4)
+	for w := range 4 {
+		go func() {
+			var recs []*paygate.WebhookRecord
+			for i := range payments {
+				k := i
+				if w%2 == 1 {
+					k = payments - 1 - i
+				}
+				recs = append(recs, &paygate.WebhookRecord{
+					Event: &paygate.WebhookEvent{ID: fmt.Sprintf("evt_c%d_%d", w, k), Type: "charge.refunded", CreatedAt: t0, ReceivedAt: t0, Payload: []byte(`{}`)},
+					Refs:  paygate.PaymentRefs{PaymentID: fmt.Sprintf("pay_c%02d", k)}, Apply: touch,
+				})
+			}
+			err := s.RecordWebhookEvents(ctx, recs)
+			for _, r := range recs {
+				if err == nil && r.Err != nil {
+					err = r.Err
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range payments {
+		if p, _ := s.GetPayment(ctx, fmt.Sprintf("pay_c%02d", i)); p.CallbackSeq != 4 {
+			t.Fatalf("payment %d: %d changes, want 4", i, p.CallbackSeq)
+		}
+	}
+}
