@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/stripe/stripe-go/v76"
 )
@@ -112,9 +115,28 @@ func AsError(err error) *Error {
 		return &Error{Code: CodeConflict, Message: "conflict", Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Code: CodeUnavailable, Message: "the request timed out", Err: err}
+	case storeUnreachable(err):
+		return &Error{Code: CodeUnavailable, Message: "the database is unavailable; retry later", Err: err}
 	default:
 		return &Error{Code: CodeInternal, Message: "internal error", Err: err}
 	}
+}
+
+// storeUnreachable reports an error that says the database cannot be
+// reached or is restarting, rather than a bug: a network error, a refused
+// or reset connection, or a server error of SQL classes 08 (connection
+// exception) and 57 (operator intervention: shutting down, starting up).
+// Such errors are answered 503 with Retry-After, so that Stripe and
+// operators can tell an outage from a defect.
+func storeUnreachable(err error) bool {
+	var sqlErr interface{ SQLState() string }
+	if errors.As(err, &sqlErr) {
+		code := sqlErr.SQLState()
+		return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "57P")
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func invalidParam(param, format string, args ...any) *Error {

@@ -161,6 +161,9 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		}
 		g.syslog(r.Context(), LevelError, SourceError, e.Message, fields)
 	}
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "5")
+	}
 	body := &errorBody{Type: e.Code, RequestID: reqID}
 	if e.Param != "" {
 		body.Param = &e.Param

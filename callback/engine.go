@@ -60,7 +60,12 @@ type Config struct {
 	// Default 1 s.
 	PollInterval time.Duration
 	// Lease is how long a claimed callback belongs to its worker. Default
-	// Timeout + 30 s; it must exceed Timeout.
+	// Timeout + 3 s; it must exceed Timeout. A worker claims a callback
+	// just before sending it and records the result right after, so the
+	// lease only has to outlast one attempt; after a crash, the callbacks
+	// the dead process had claimed are sent again once their leases
+	// expire (within 18 s by default). A result recorded after the lease
+	// is refused (fencing) and kept in the log only.
 	Lease time.Duration
 	// HTTPClient sends the callbacks. Default: a client that never follows
 	// redirects. If set, its CheckRedirect is replaced so that redirects are
@@ -115,7 +120,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.PollInterval = time.Second
 	}
 	if cfg.Lease <= 0 {
-		cfg.Lease = cfg.Timeout + 30*time.Second
+		cfg.Lease = cfg.Timeout + 3*time.Second
 	}
 	if cfg.Lease <= cfg.Timeout {
 		return nil, errors.New("callback: Config.Lease must exceed Config.Timeout")
@@ -134,6 +139,9 @@ func New(cfg Config) (*Engine, error) {
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &Engine{cfg: cfg, signer: signer, client: client, log: cfg.Logger, wake: make(chan struct{}, 1)}, nil
 }
+
+// Lease is how long this engine's workers hold a claimed callback.
+func (e *Engine) Lease() time.Duration { return e.cfg.Lease }
 
 // Wake makes idle workers look for due callbacks now (a hint; polling is
 // the guarantee).

@@ -370,6 +370,30 @@ func TestLeaseExpiryAndFence(t *testing.T) {
 	}
 }
 
+// After a crash, the callbacks the dead process had claimed go out again
+// within 20 s: the default lease outlasts one attempt, not more.
+func TestCrashedWorkersCallbacksGoOutWithin20s(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	rc := newReceiver(t, nil)
+	id := f.seed(rc.URL, 1)[0]
+	e := f.engine(func(c *callback.Config) { c.Timeout = 0 }) // the defaults
+	if e.Lease() >= 20*time.Second || e.Lease() <= 15*time.Second {
+		t.Fatalf("default lease %v: want more than the 15 s timeout and under 20 s", e.Lease())
+	}
+	// A worker of a process that then dies claims it, with the same lease.
+	if c, err := f.store.ClaimCallbacks(context.Background(), 10, e.Lease(), f.clock.Now()); err != nil || len(c) != 1 {
+		t.Fatalf("claim: %v %v", c, err)
+	}
+	f.clock.Advance(e.Lease() - time.Second)
+	step(t, e, 0) // still leased to the dead worker
+	f.clock.Advance(2 * time.Second)
+	step(t, e, 1)
+	if c := f.callback(id); c.Status != paygate.CallbackSucceeded || rc.count(id) != 1 {
+		t.Fatalf("after the lease: %+v, received %d", c, rc.count(id))
+	}
+}
+
 // Two engines on one database deliver 1,000 callbacks, each exactly once.
 func TestTwoEnginesExactlyOnce(t *testing.T) {
 	t.Parallel()

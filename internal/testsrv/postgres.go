@@ -24,10 +24,13 @@ import (
 // Postgres is a running throwaway PostgreSQL cluster.
 type Postgres struct {
 	// URL connects as the superuser "postgres" over a unix socket.
-	URL  string
-	dir  string
-	cmd  *exec.Cmd
-	done chan error
+	URL      string
+	dir      string
+	bin      string
+	cred     *syscall.Credential
+	settings []string
+	cmd      *exec.Cmd
+	done     chan error
 }
 
 // findPGBin returns the directory of the PostgreSQL server binaries:
@@ -102,46 +105,67 @@ func StartPostgres(ctx context.Context, settings ...string) (*Postgres, error) {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("testsrv: initdb: %w\n%s", err, out)
 	}
-	pg.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", dir, "-p", "5432",
+	pg.bin, pg.cred, pg.settings = bin, cred, settings
+	pg.URL = "postgres:///postgres?host=" + dir + "&port=5432&user=postgres&sslmode=disable"
+	if err := pg.Start(ctx); err != nil {
+		return nil, err
+	}
+	ok = true
+	return pg, nil
+}
+
+// Start starts the server of a cluster made by StartPostgres and stopped by
+// Pause, and waits until it accepts connections.
+func (pg *Postgres) Start(ctx context.Context) error {
+	data := filepath.Join(pg.dir, "data")
+	pg.cmd = exec.Command(filepath.Join(pg.bin, "postgres"), "-D", data, "-k", pg.dir, "-p", "5432",
 		"-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=300", "-c", "shared_buffers=128MB")
-	for _, kv := range settings {
+	for _, kv := range pg.settings {
 		pg.cmd.Args = append(pg.cmd.Args, "-c", kv)
 	}
-	pg.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	logf, err := os.Create(filepath.Join(dir, "postgres.log"))
+	pg.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pg.cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	logf, err := os.OpenFile(filepath.Join(pg.dir, "postgres.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer logf.Close()
 	pg.cmd.Stdout, pg.cmd.Stderr = logf, logf
 	if err := pg.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("testsrv: start postgres: %w", err)
+		return fmt.Errorf("testsrv: start postgres: %w", err)
 	}
-	pg.done = make(chan error, 1)
-	go func() { pg.done <- pg.cmd.Wait() }()
-	pg.URL = "postgres:///postgres?host=" + dir + "&port=5432&user=postgres&sslmode=disable"
+	done := make(chan error, 1)
+	pg.done = done
+	go func(cmd *exec.Cmd) { done <- cmd.Wait() }(pg.cmd)
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		conn, err := pgx.Connect(ctx, pg.URL)
 		if err == nil {
 			conn.Close(ctx)
-			break
+			return nil
 		}
 		select {
 		case werr := <-pg.done:
-			log, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
-			return nil, fmt.Errorf("testsrv: postgres exited: %v\n%s", werr, log)
+			log, _ := os.ReadFile(filepath.Join(pg.dir, "postgres.log"))
+			return fmt.Errorf("testsrv: postgres exited: %v\n%s", werr, log)
 		default:
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("testsrv: postgres did not accept connections: %w", err)
+			return fmt.Errorf("testsrv: postgres did not accept connections: %w", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	ok = true
-	return pg, nil
+}
+
+// Pause shuts the server down (a fast shutdown: connections are cut) and
+// keeps the cluster, for Start to bring it back.
+func (pg *Postgres) Pause() {
+	if pg.cmd != nil && pg.cmd.Process != nil {
+		_ = pg.cmd.Process.Signal(syscall.SIGINT)
+		<-pg.done
+		pg.cmd = nil
+	}
 }
 
 // Stop shuts the cluster down and removes its directory.
