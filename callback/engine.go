@@ -77,6 +77,13 @@ type Config struct {
 	Logger *slog.Logger
 	// OnAttempt, if set, is called after every attempt (metrics).
 	OnAttempt func(a paygate.CallbackAttempt)
+	// BreakerThreshold is how many attempts in a row must fail with the
+	// receiver unavailable (no connection, a timeout, a 5xx, a 429) before
+	// the engine stops sending and probes instead (see the package
+	// documentation). Default 10; a negative value turns the breaker off.
+	BreakerThreshold int
+	// BreakerMaxCooldown bounds the wait between probes. Default 30 min.
+	BreakerMaxCooldown time.Duration
 }
 
 // Engine delivers queued callbacks. Several engines (in one process or in
@@ -88,6 +95,7 @@ type Engine struct {
 	client *http.Client
 	log    *slog.Logger
 	wake   chan struct{}
+	brk    *breaker // nil when off
 }
 
 // New validates cfg and returns an Engine.
@@ -137,7 +145,18 @@ func New(cfg Config) (*Engine, error) {
 		client = &c
 	}
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &Engine{cfg: cfg, signer: signer, client: client, log: cfg.Logger, wake: make(chan struct{}, 1)}, nil
+	e := &Engine{cfg: cfg, signer: signer, client: client, log: cfg.Logger, wake: make(chan struct{}, 1)}
+	if cfg.BreakerThreshold == 0 {
+		cfg.BreakerThreshold = 10
+	}
+	if cfg.BreakerMaxCooldown <= 0 {
+		cfg.BreakerMaxCooldown = 30 * time.Minute
+	}
+	if cfg.BreakerThreshold > 0 {
+		e.brk = &breaker{threshold: cfg.BreakerThreshold, maxCooldown: cfg.BreakerMaxCooldown}
+	}
+	e.cfg = cfg
+	return e, nil
 }
 
 // Lease is how long this engine's workers hold a claimed callback.
@@ -181,7 +200,11 @@ func (e *Engine) work(ctx context.Context) {
 			}
 			continue
 		}
-		timer.Reset(e.cfg.PollInterval)
+		poll := e.cfg.PollInterval
+		if w := e.brk.wait(e.cfg.Now()); w > poll {
+			poll = w // the receiver is down: nothing to do until the probe
+		}
+		timer.Reset(poll)
 		select {
 		case <-ctx.Done():
 			return
@@ -202,9 +225,18 @@ func (e *Engine) deliverDue(ctx context.Context, limit int) (int, error) {
 	if ctx.Err() != nil {
 		return 0, nil
 	}
+	if limit = e.brk.allow(e.cfg.Now(), limit); limit == 0 {
+		return 0, nil
+	}
 	cbs, err := e.cfg.Queue.ClaimCallbacks(ctx, limit, e.cfg.Lease, e.cfg.Now())
 	if err != nil {
+		if e.brk.isOpen() {
+			e.brk.record(e.cfg.Now(), false, false) // no probe was sent
+		}
 		return 0, err
+	}
+	if len(cbs) == 0 && e.brk.isOpen() {
+		e.brk.record(e.cfg.Now(), false, false) // nothing to probe with: close
 	}
 	var wg sync.WaitGroup
 	for i := range cbs {
@@ -226,6 +258,11 @@ func (e *Engine) deliver(ctx context.Context, c *paygate.Callback) {
 	a := e.send(ctx, c)
 	now := e.cfg.Now()
 	a.CreatedAt = now
+	down := !a.Success && receiverDown(a)
+	if e.brk.record(now, a.Success, down) {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "callback: the receiver is down; sending paused, probing",
+			slog.Int("failures_in_a_row", e.cfg.BreakerThreshold), slog.String("error_class", a.ErrorClass))
+	}
 	switch {
 	case a.Success:
 		c.Status, c.LastError, c.DeliveredAt = paygate.CallbackSucceeded, "", &now
@@ -252,6 +289,18 @@ func (e *Engine) deliver(ctx context.Context, c *paygate.Callback) {
 	if e.cfg.OnAttempt != nil {
 		e.cfg.OnAttempt(a.CallbackAttempt)
 	}
+}
+
+// receiverDown reports a failure that says the receiver is unavailable, as
+// opposed to one that refuses this callback.
+func receiverDown(a attempt) bool {
+	switch {
+	case a.ErrorClass == "timeout", a.ErrorClass == "connect", a.ErrorClass == "dns", a.ErrorClass == "tls":
+		return true
+	case a.StatusCode >= 500, a.StatusCode == http.StatusTooManyRequests:
+		return true
+	}
+	return false
 }
 
 // delay is the wait after failed attempt n (1-based): the schedule's next

@@ -508,3 +508,72 @@ func BenchmarkDeliver(b *testing.B) {
 	cancel()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "callbacks/s")
 }
+
+// The merchant's endpoint is down for three days (injected clock): the
+// breaker stops the engine burning attempts, no attempt is ever earlier than
+// the schedule, and when the endpoint returns every callback is delivered,
+// none lost.
+func TestMerchantDownThreeDays(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var up atomic.Bool
+	rc := newReceiver(t, func(_ int, w http.ResponseWriter) {
+		if !up.Load() {
+			w.WriteHeader(503)
+		}
+	})
+	ids := f.seed(rc.URL, 30)
+	e := f.engine()
+	ctx := context.Background()
+	start := f.clock.Now()
+	for f.clock.Now().Sub(start) < 72*time.Hour {
+		if _, err := e.DeliverDue(ctx, 100); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(time.Minute)
+	}
+	during := int(rc.calls.Load())
+	// Without the breaker each callback would have been tried about 12
+	// times in three days (360 attempts); with it, 10 failures open it and
+	// then one probe per cooldown (30 s doubling to 30 min).
+	if during == 0 || during > 200 {
+		t.Fatalf("%d attempts while the merchant was down", during)
+	}
+	up.Store(true)
+	for i := 0; i < 24*60; i++ {
+		if n, err := f.store.CallbackQueueDepth(ctx); err != nil || n == 0 {
+			break
+		}
+		if _, err := e.DeliverDue(ctx, 100); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(time.Minute)
+	}
+	for _, id := range ids {
+		if c := f.callback(id); c.Status != paygate.CallbackSucceeded {
+			t.Fatalf("after the merchant returned: %+v", c)
+		}
+	}
+	// No attempt came earlier than its schedule step.
+	rows, err := f.pool.Query(ctx, `SELECT callback_id, created_at FROM paygate_callback_attempts ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]time.Time{}
+	n := map[string]int{}
+	for rows.Next() {
+		var id string
+		var at time.Time
+		if err := rows.Scan(&id, &at); err != nil {
+			t.Fatal(err)
+		}
+		if k := n[id]; k > 0 && at.Sub(last[id]) < callback.DefaultSchedule[k] {
+			t.Fatalf("%s attempt %d came %v after the last, before its step %v", id, k+1, at.Sub(last[id]), callback.DefaultSchedule[k])
+		}
+		last[id], n[id] = at, n[id]+1
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d attempts during the outage, %d in all for %d callbacks", during, rc.calls.Load(), len(ids))
+}
