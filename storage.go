@@ -64,13 +64,21 @@ type PageParams struct {
 
 // Page is one page of a list, newest first.
 type Page[T any] struct {
-	Items  []T `json:"items"`
-	Total  int `json:"total"`
+	Items []T `json:"items"`
+	// Total is how many items match: exact up to ExactTotalLimit; above it,
+	// the database's estimate (at least ExactTotalLimit+1), and
+	// TotalEstimated is true — counting millions of rows exactly on every
+	// page would cost more than the page.
+	Total          int  `json:"total"`
+	TotalEstimated bool `json:"totalEstimated,omitempty"`
 	Limit  int `json:"limit"`
 	Offset int `json:"offset"`
 	// NextCursor names the position after the last item; nil on the last page.
 	NextCursor *string `json:"nextCursor"`
 }
+
+// ExactTotalLimit is how far a list's Total is counted exactly.
+const ExactTotalLimit = 10_000
 
 // PaymentFilter selects payments for ListPayments. Zero fields match all.
 type PaymentFilter struct {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	sq "github.com/Masterminds/squirrel"
@@ -49,11 +50,31 @@ func byTime[T any](col string, key func(T) (time.Time, string)) keyset[T] {
 	}
 }
 
+// byTimeSeq pages by a timestamp column, with a bigint identity id as tie
+// breaker.
+func byTimeSeq[T any](col string, key func(T) (time.Time, string)) keyset[T] {
+	return keyset[T]{
+		order: []string{col + " DESC", "id DESC"},
+		after: func(c string) (sq.Sqlizer, error) {
+			at, id, err := decodeTimeCursor(c)
+			if err != nil {
+				return nil, err
+			}
+			n, err := strconv.ParseInt(id, 10, 64)
+			if err != nil || n < 1 {
+				return nil, errCursor()
+			}
+			return sq.Expr("("+col+", id) < (?, ?)", at, n), nil
+		},
+		cursor: func(t T) string { return encodeTimeCursor(key(t)) },
+	}
+}
+
 // listPage returns the total of table's rows matching where and one page of
 // them, newest first: after pp.Cursor when given, else from pp.Offset.
 func listPage[T any](ctx context.Context, q querier, table, columns string, where sq.And, pp paygate.PageParams,
 	ks keyset[T], scan pgx.RowToFunc[T]) (*paygate.Page[T], error) {
-	total, err := count(ctx, q, table, where)
+	total, estimated, err := count(ctx, q, table, where)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +100,7 @@ func listPage[T any](ctx context.Context, q querier, table, columns string, wher
 	if err != nil {
 		return nil, fmt.Errorf("store: list %s: %w", table, err)
 	}
-	page := &paygate.Page[T]{Items: items, Total: total, Limit: pp.Limit, Offset: pp.Offset}
+	page := &paygate.Page[T]{Items: items, Total: total, TotalEstimated: estimated, Limit: pp.Limit, Offset: pp.Offset}
 	if page.Items == nil {
 		page.Items = []T{}
 	}
@@ -91,15 +112,31 @@ func listPage[T any](ctx context.Context, q querier, table, columns string, wher
 	return page, nil
 }
 
-// count counts table's rows matching where.
-func count(ctx context.Context, q querier, table string, where sq.And) (int, error) {
-	sql, args, err := psql.Select("count(*)").From(table).Where(where).ToSql()
+// count counts table's rows matching where: exactly up to
+// paygate.ExactTotalLimit, else the planner's estimate (estimated true).
+func count(ctx context.Context, q querier, table string, where sq.And) (n int, estimated bool, err error) {
+	inner := psql.Select("1").From(table).Where(where)
+	sql, args, err := psql.Select("count(*)").FromSelect(inner.Limit(paygate.ExactTotalLimit+1), "capped").ToSql()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	var n int
 	if err := q.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: count %s: %w", table, err)
+		return 0, false, fmt.Errorf("store: count %s: %w", table, err)
 	}
-	return n, nil
+	if n <= paygate.ExactTotalLimit {
+		return n, false, nil
+	}
+	sql, args, err = inner.ToSql()
+	if err != nil {
+		return 0, false, err
+	}
+	var plan []struct {
+		Plan struct {
+			Rows float64 `json:"Plan Rows"`
+		} `json:"Plan"`
+	}
+	if err := q.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+sql, args...).Scan(&plan); err != nil || len(plan) == 0 {
+		return n, true, nil // more than the limit, by how much unknown
+	}
+	return max(n, int(plan[0].Plan.Rows)), true, nil
 }
