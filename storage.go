@@ -71,8 +71,8 @@ type Page[T any] struct {
 	// page would cost more than the page.
 	Total          int  `json:"total"`
 	TotalEstimated bool `json:"totalEstimated,omitempty"`
-	Limit  int `json:"limit"`
-	Offset int `json:"offset"`
+	Limit          int  `json:"limit"`
+	Offset         int  `json:"offset"`
 	// NextCursor names the position after the last item; nil on the last page.
 	NextCursor *string `json:"nextCursor"`
 }
