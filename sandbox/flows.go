@@ -458,8 +458,7 @@ func (s *Sandbox) refund(ch obj, amount int64, reason string, md map[string]stri
 	}
 	re := obj{
 		"id": newID("re"), "object": "refund", "amount": amount, "balance_transaction": nil, "charge": ch["id"],
-		"created": unix(s.now()), "currency": ch["currency"], "destination_details": nil,
-		"failure_balance_transaction": nil, "failure_reason": nil,
+		"created": unix(s.now()), "currency": ch["currency"],
 		"metadata": metaObj(md), "payment_intent": ch["payment_intent"], "reason": nilIfEmpty(reason), "receipt_number": nil,
 		"source_transfer_reversal": nil, "status": status, "transfer_reversal": nil,
 	}
@@ -551,8 +550,7 @@ func (s *Sandbox) openDispute(ch obj, reason string) (obj, *apiError) {
 	s.add(dp)
 	ch["disputed"] = true
 	s.emit("charge.dispute.created", dp, nil)
-	dp["balance_transactions"] = []any{obj{"id": newID("txn"), "object": "balance_transaction", "amount": -amount,
-		"currency": ch["currency"], "type": "adjustment", "reporting_category": "dispute"}}
+	dp["balance_transactions"] = []any{s.balanceTxn(-amount, str(ch["currency"]), "dispute", "Chargeback withdrawal for "+str(ch["id"]), str(dp["id"]))}
 	s.emit("charge.dispute.funds_withdrawn", dp, nil)
 	return dp, nil
 }
@@ -590,9 +588,17 @@ func (s *Sandbox) closeDispute(dp obj, won bool) *apiError {
 	s.emit("charge.dispute.closed", dp, prev)
 	if won {
 		bts := dp["balance_transactions"].([]any)
-		dp["balance_transactions"] = append(bts, obj{"id": newID("txn"), "object": "balance_transaction", "amount": dp["amount"],
-			"currency": dp["currency"], "type": "adjustment", "reporting_category": "dispute_reversal"})
+		dp["balance_transactions"] = append(bts, s.balanceTxn(toInt(dp["amount"]), str(dp["currency"]), "dispute_reversal", "Chargeback reversal for "+str(dp["charge"]), str(dp["id"])))
 		s.emit("charge.dispute.funds_reinstated", dp, nil)
 	}
 	return nil
+}
+
+// balanceTxn is a dispute's balance transaction (no fees in the sandbox).
+func (s *Sandbox) balanceTxn(amount int64, cur, category, desc, source string) obj {
+	now := unix(s.now())
+	return obj{"id": newID("txn"), "object": "balance_transaction", "amount": amount, "available_on": now,
+		"balance_type": "payments", "created": now, "currency": cur, "description": desc, "exchange_rate": nil, "fee": 0,
+		"fee_details": []any{}, "net": amount, "reporting_category": category, "source": source, "status": "available",
+		"type": "adjustment"}
 }
