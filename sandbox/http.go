@@ -328,8 +328,9 @@ func (s *Sandbox) expandPath(out obj, src obj, path []string, full string) *apiE
 	return nil
 }
 
-// retrieve answers GET /v1/<type>/{id}.
-func (s *Sandbox) retrieve(typ, noun string) apiFunc {
+// retrieve answers GET /v1/<type>/{id}; an unknown id is a 404
+// resource_missing naming param.
+func (s *Sandbox) retrieve(typ, param string) apiFunc {
 	return func(r *http.Request, f form) (obj, *apiError) {
 		c := &checker{f: f}
 		if c.allow(); c.err != nil {
@@ -338,11 +339,7 @@ func (s *Sandbox) retrieve(typ, noun string) apiFunc {
 		id := r.PathValue("id")
 		o := s.get(typ, id)
 		if o == nil {
-			name := noun
-			if typ == "checkout.session" {
-				name = "checkout.session"
-			}
-			return nil, notFound(name, "id", id)
+			return nil, notFound(typ, param, id)
 		}
 		return o, nil
 	}
