@@ -69,12 +69,18 @@ type receiver struct {
 func newReceiver(t *testing.T, sb *Sandbox) *receiver {
 	t.Helper()
 	rc := &receiver{t: t, secret: sb.WebhookSecret(), now: sb.Now}
-	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
-	t.Cleanup(rc.srv.Close)
-	if err := sb.SetWebhook(rc.srv.URL, ""); err != nil {
+	if err := sb.SetWebhook(newReceiverHTTP(t, rc), ""); err != nil {
 		t.Fatal(err)
 	}
 	return rc
+}
+
+// newReceiverHTTP serves rc on loopback and returns its URL.
+func newReceiverHTTP(t *testing.T, rc *receiver) string {
+	t.Helper()
+	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
+	t.Cleanup(rc.srv.Close)
+	return rc.srv.URL
 }
 
 func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {

@@ -302,31 +302,53 @@ func (s *Sandbox) Now() time.Time {
 
 func (s *Sandbox) now() time.Time { return s.cfg.Now().Add(s.offset) }
 
-// Advance moves the sandbox clock forward by d, firing everything that
-// falls due on the way in time order (sessions expiring, bank debits
-// settling, refunds settling or failing, webhook retries), then delivers
-// every webhook that is due.
+// Advance moves the sandbox clock forward by d. Everything that falls due
+// on the way happens at its own time, in time order: sessions expiring, bank
+// debits settling, refunds settling or failing, webhook deliveries and their
+// retries (each signed with the time it is sent).
 func (s *Sandbox) Advance(d time.Duration) {
 	if d < 0 {
 		d = 0
 	}
 	s.mu.Lock()
 	target := s.now().Add(d)
-	for {
+	s.mu.Unlock()
+	for i := 0; i < 100000; i++ {
+		s.DeliverAll()
+		s.mu.Lock()
 		at, fire := s.nextTimer()
+		if qat, ok := s.nextDelivery(); ok && (fire == nil || qat.Before(at)) {
+			at, fire = qat, func() {}
+		}
 		if fire == nil || at.After(target) {
+			if n := s.now(); target.After(n) {
+				s.offset += target.Sub(n)
+			}
+			s.mu.Unlock()
 			break
 		}
 		if n := s.now(); at.After(n) {
 			s.offset += at.Sub(n)
 		}
 		fire()
+		s.mu.Unlock()
 	}
-	if n := s.now(); target.After(n) {
-		s.offset += target.Sub(n)
-	}
-	s.mu.Unlock()
 	s.DeliverAll()
+}
+
+// nextDelivery is when the next queued webhook is due (none without a URL).
+// Callers hold mu.
+func (s *Sandbox) nextDelivery() (time.Time, bool) {
+	if s.whURL == "" || len(s.queue) == 0 {
+		return time.Time{}, false
+	}
+	at := s.queue[0].due
+	for _, d := range s.queue[1:] {
+		if d.due.Before(at) {
+			at = d.due
+		}
+	}
+	return at, true
 }
 
 // tick fires every timer due at the current sandbox time. Callers hold mu.
