@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -205,3 +206,5 @@ func newIntent(t *testing.T, api *client.API, paymentID string, amount int64) *s
 	}
 	return pi
 }
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
