@@ -31,6 +31,9 @@ func (s *Sandbox) emit(typ string, o obj, prev obj) {
 		"data": data, "livemode": false, "pending_webhooks": pending,
 		"request": obj{"id": nil, "idempotency_key": nil}, "type": typ,
 	}
+	if s.curReq != nil {
+		ev["request"] = s.curReq
+	}
 	s.add(ev)
 	s.events = append(s.events, ev)
 	if s.enabled(typ) {
@@ -104,6 +107,8 @@ type DeliveryReport struct {
 // Failed deliveries are rescheduled by RetrySchedule; Advance the clock to
 // retry them. With no webhook URL set, nothing is sent and events wait.
 func (s *Sandbox) DeliverAll() DeliveryReport {
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
 	var rep DeliveryReport
 	for round := 0; round < 1000; round++ {
 		s.mu.Lock()

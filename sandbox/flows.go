@@ -340,6 +340,7 @@ func (s *Sandbox) sessionOf(pi obj) obj {
 // completeSession marks cs complete and counts it on its payment link.
 func (s *Sandbox) completeSession(cs obj, paymentStatus string) {
 	cs["status"] = "complete"
+	cs["url"] = nil
 	cs["payment_status"] = paymentStatus
 	email := cs["customer_email"]
 	if email == nil {

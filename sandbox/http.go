@@ -124,7 +124,8 @@ func sandboxHeader(next http.Handler) http.Handler {
 
 func (s *Sandbox) apiHandler(h apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Request-Id", "req_"+randomString(14))
+		reqID := "req_" + randomString(14)
+		w.Header().Set("Request-Id", reqID)
 		w.Header().Set("Stripe-Version", APIVersion)
 		key, aerr := s.authKey(r)
 		if aerr != nil {
@@ -176,7 +177,9 @@ func (s *Sandbox) apiHandler(h apiFunc) http.Handler {
 			}
 		}
 		s.tick()
+		s.curReq = obj{"id": reqID, "idempotency_key": nilIfEmpty(idemKey)}
 		o, ae := h(r, f)
+		s.curReq = nil
 		status, out := 200, obj(nil)
 		if ae != nil {
 			status, out = ae.Status, ae.body()

@@ -105,6 +105,12 @@ type Sandbox struct {
 	whEvts  []string
 	whAt    int64
 
+	// curReq is the API request being served (events it causes name it).
+	curReq obj
+	// deliverMu serializes DeliverAll, so deliveries keep their order when
+	// the background deliverer and a test both deliver.
+	deliverMu sync.Mutex
+
 	server *httptest.Server
 	stop   chan struct{}
 	wg     sync.WaitGroup
