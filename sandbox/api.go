@@ -284,13 +284,16 @@ func (s *Sandbox) updatePaymentLink(r *http.Request, f form) (obj, *apiError) {
 		link["active"] = active
 	}
 	if hasMsg {
+		prev["inactive_message"] = link["inactive_message"]
 		link["inactive_message"] = nilIfEmpty(msg)
 	}
 	if md != nil {
 		prev["metadata"] = link["metadata"]
 		link["metadata"] = mergeMeta(link["metadata"], md)
 	}
-	s.emit("payment_link.updated", link, prev)
+	if len(prev) > 0 {
+		s.emit("payment_link.updated", link, prev)
+	}
 	return link, nil
 }
 

@@ -131,13 +131,17 @@ func (s *Sandbox) pageLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cs, ae := s.visitLink(link)
+	target := ""
+	if ae == nil {
+		target = s.local("/checkout/") + cs["id"].(string)
+	}
 	s.mu.Unlock()
 	if ae != nil {
 		s.render(w, 410, pageData{Title: "This link is no longer active", Error: ae.Message})
 		return
 	}
 	s.wake()
-	http.Redirect(w, r, "/checkout/"+cs["id"].(string), http.StatusSeeOther)
+	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
 // sessionSummary is what a checkout page shows of a session. Callers hold mu.
@@ -159,11 +163,11 @@ func (s *Sandbox) checkoutPage(w http.ResponseWriter, cs obj, status int, errMsg
 	d := pageData{Title: "Pay", Product: product, Amount: amount, Error: errMsg}
 	switch cs["status"] {
 	case "open":
-		d.Action = "/checkout/" + str(cs["id"])
+		d.Action = s.local("/checkout/") + str(cs["id"])
 		d.Buttons = cardButtons()
 		d.CardField = true
 		if cs["cancel_url"] != nil {
-			d.Cancel = "/checkout/" + str(cs["id"]) + "/cancel"
+			d.Cancel = s.local("/checkout/") + str(cs["id"]) + "/cancel"
 		}
 	case "complete":
 		d.Message = "This Checkout Session is complete."
@@ -189,7 +193,7 @@ func (s *Sandbox) pageCheckout(w http.ResponseWriter, r *http.Request) {
 func (s *Sandbox) successURL(cs obj) string {
 	u := str(cs["success_url"])
 	if u == "" {
-		return "/checkout/" + str(cs["id"]) + "/done"
+		return s.local("/checkout/") + str(cs["id"]) + "/done"
 	}
 	return strings.ReplaceAll(u, "{CHECKOUT_SESSION_ID}", str(cs["id"]))
 }
@@ -218,7 +222,7 @@ func (s *Sandbox) pageCheckoutPay(w http.ResponseWriter, r *http.Request) {
 		pi := s.get("payment_intent", str(cs["payment_intent"]))
 		switch {
 		case pi != nil && pi["status"] == "requires_action":
-			target = "/authenticate/" + str(pi["id"]) + "?next=" + url.QueryEscape("/checkout/"+str(cs["id"])+"/return")
+			target = s.local("/authenticate/") + str(pi["id"]) + "?next=" + url.QueryEscape(s.local("/checkout/")+str(cs["id"])+"/return")
 		case cs["status"] == "complete":
 			target = s.successURL(cs)
 		}
@@ -301,7 +305,7 @@ func (s *Sandbox) pageAuth(w http.ResponseWriter, r *http.Request) {
 	d := pageData{Title: "3D Secure authentication", Amount: money(toInt(pi["amount"]), str(pi["currency"])),
 		Hidden: map[string]string{"next": r.URL.Query().Get("next")}}
 	if pi["status"] == "requires_action" {
-		d.Action = "/authenticate/" + str(pi["id"])
+		d.Action = s.local("/authenticate/") + str(pi["id"])
 		d.Buttons = []pageButton{
 			{Name: "action", Value: "complete", ID: "complete", Label: "Complete authentication", Primary: true},
 			{Name: "action", Value: "fail", ID: "fail", Label: "Fail authentication"},
@@ -348,6 +352,15 @@ func (s *Sandbox) pageAuthPost(w http.ResponseWriter, r *http.Request) {
 	s.render(w, 200, pageData{Title: "Authentication finished", Message: "The payment is " + status + "."})
 }
 
+// local is a path on the sandbox, under the path of its base URL (when
+// Handler is mounted under a prefix). Callers hold mu.
+func (s *Sandbox) local(p string) string {
+	if u, err := url.Parse(s.baseURL); err == nil && u.Path != "" && u.Path != "/" {
+		return strings.TrimRight(u.Path, "/") + p
+	}
+	return p
+}
+
 // returnWith adds Stripe's redirect parameters to a return_url.
 func returnWith(ret string, pi obj) string {
 	u, err := url.Parse(ret)
@@ -387,7 +400,7 @@ func (s *Sandbox) confirmPage(w http.ResponseWriter, pi obj, secret, ret string,
 		Error: errMsg, Top: top}
 	switch pi["status"] {
 	case "requires_payment_method", "requires_confirmation", "requires_action":
-		d.Action = "/confirm"
+		d.Action = s.local("/confirm")
 		d.Hidden = map[string]string{"client_secret": secret, "return_url": ret}
 		if top {
 			d.Hidden["embed"] = "1"
@@ -441,7 +454,7 @@ func (s *Sandbox) pageConfirmPost(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case ae != nil:
 	case pi["status"] == "requires_action":
-		target = "/authenticate/" + str(pi["id"])
+		target = s.local("/authenticate/") + str(pi["id"])
 	case ret != "":
 		target = returnWith(ret, pi)
 	}
@@ -476,7 +489,7 @@ func (s *Sandbox) pageReceipt(w http.ResponseWriter, r *http.Request) {
 // {clientSecret, returnUrl}) puts the confirm page in an iframe; its form
 // posts to the top window, so the redirect to returnUrl leaves the iframe.
 const sandboxJS = `(function () {
-  var base = (document.currentScript && new URL(document.currentScript.src).origin) || "";
+  var base = document.currentScript ? document.currentScript.src.replace(/\/sandbox\.js(\?.*)?$/, "") : "";
   window.PaygateSandbox = {
     mount: function (target, opts) {
       var el = typeof target === "string" ? document.querySelector(target) : target;
