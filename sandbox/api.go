@@ -378,6 +378,7 @@ func (s *Sandbox) newSession(items []obj, o sessionOpts) obj {
 		"_line_items": items, "_pi_metadata": o.pimd, "_pi_description": o.pidesc,
 	}
 	s.add(cs)
+	s.schedule(cs)
 	return cs
 }
 

@@ -353,5 +353,6 @@ func (s *Sandbox) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.objs, s.byType, s.events, s.idem = map[string]obj{}, map[string][]string{}, nil, map[string]*idemEntry{}
+	s.timed = map[string]bool{}
 	s.queue, s.log, s.faults, s.chaos = nil, nil, nil, Chaos{}
 }

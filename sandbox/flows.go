@@ -217,6 +217,7 @@ func (s *Sandbox) startDebit(pi obj, c card) {
 	pi["processing"] = nil
 	pi["_settle_at"] = unix(s.now().Add(s.cfg.DebitSettleAfter))
 	pi["_settle_ok"] = !c.DebitFails
+	s.schedule(pi)
 	s.emit("payment_intent.processing", pi, nil)
 	if cs := s.sessionOf(pi); cs != nil {
 		s.completeSession(cs, "unpaid")
@@ -473,6 +474,7 @@ func (s *Sandbox) refund(ch obj, amount int64, reason string, md map[string]stri
 		re["_fail_at"] = unix(s.now().Add(s.cfg.RefundFailAfter))
 	}
 	s.add(re)
+	s.schedule(re)
 	ch["amount_refunded"] = toInt(ch["amount_refunded"]) + amount
 	ch["refunded"] = toInt(ch["amount_refunded"]) == toInt(ch["amount"])
 	s.emit("charge.refunded", ch, nil)

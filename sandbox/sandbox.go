@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -91,6 +90,7 @@ type Sandbox struct {
 	baseURL string
 	objs    map[string]obj
 	byType  map[string][]string // object type -> ids in creation order
+	timed   map[string]bool     // ids of objects with a timed change ahead
 	seq     int64
 	events  []obj
 	idem    map[string]*idemEntry
@@ -174,6 +174,7 @@ func New(cfg Config) (*Sandbox, error) {
 		baseURL: strings.TrimRight(cfg.BaseURL, "/"),
 		objs:    map[string]obj{},
 		byType:  map[string][]string{},
+		timed:   map[string]bool{},
 		idem:    map[string]*idemEntry{},
 		rng:     mrand.New(mrand.NewPCG(cfg.Seed, 0x5a4d)),
 		whURL:   cfg.WebhookURL,
@@ -369,39 +370,54 @@ func (s *Sandbox) tick() {
 	}
 }
 
-// nextTimer finds the earliest pending timed change. Callers hold mu.
+// nextTimer finds the earliest pending timed change; ties go to the
+// object made first, so one history gives one order. It looks only at
+// objects in s.timed, dropping those with nothing left to happen. Callers
+// hold mu.
 func (s *Sandbox) nextTimer() (time.Time, func()) {
 	var best time.Time
+	var bestSeq int64
 	var fire func()
-	consider := func(at int64, f func()) {
-		t := time.Unix(at, 0)
-		if fire == nil || t.Before(best) {
-			best, fire = t, f
+	consider := func(at int64, o obj, f func()) {
+		t, seq := time.Unix(at, 0), o["_seq"].(int64)
+		if fire == nil || t.Before(best) || t.Equal(best) && seq < bestSeq {
+			best, bestSeq, fire = t, seq, f
 		}
 	}
-	for _, id := range s.byType["checkout.session"] {
-		cs := s.objs[id]
-		if cs["status"] == "open" {
-			consider(cs["expires_at"].(int64), func() { s.expireSession(cs) })
+	for id := range s.timed {
+		o := s.objs[id]
+		live := false
+		switch o["object"] {
+		case "checkout.session":
+			if o["status"] == "open" {
+				live = true
+				consider(o["expires_at"].(int64), o, func() { s.expireSession(o) })
+			}
+		case "payment_intent":
+			if at, ok := o["_settle_at"].(int64); ok && o["status"] == "processing" {
+				live = true
+				consider(at, o, func() { s.settleIntent(o, o["_settle_ok"] == true) })
+			}
+		case "refund":
+			if at, ok := o["_settle_at"].(int64); ok && o["status"] == "pending" {
+				live = true
+				consider(at, o, func() { s.setRefundStatus(o, "succeeded", "") })
+			}
+			if at, ok := o["_fail_at"].(int64); ok && o["status"] == "succeeded" {
+				live = true
+				consider(at, o, func() { s.setRefundStatus(o, "failed", "expired_or_canceled_card") })
+			}
 		}
-	}
-	for _, id := range s.byType["payment_intent"] {
-		pi := s.objs[id]
-		if at, ok := pi["_settle_at"].(int64); ok && pi["status"] == "processing" {
-			consider(at, func() { s.settleIntent(pi, pi["_settle_ok"] == true) })
-		}
-	}
-	for _, id := range s.byType["refund"] {
-		re := s.objs[id]
-		if at, ok := re["_settle_at"].(int64); ok && re["status"] == "pending" {
-			consider(at, func() { s.setRefundStatus(re, "succeeded", "") })
-		}
-		if at, ok := re["_fail_at"].(int64); ok && re["status"] == "succeeded" {
-			consider(at, func() { s.setRefundStatus(re, "failed", "expired_or_canceled_card") })
+		if !live {
+			delete(s.timed, id)
 		}
 	}
 	return best, fire
 }
+
+// schedule marks o as having a timed change ahead (see nextTimer).
+// Callers hold mu.
+func (s *Sandbox) schedule(o obj) { s.timed[o["id"].(string)] = true }
 
 // add stores a new object under its type. Callers hold mu.
 func (s *Sandbox) add(o obj) {
@@ -464,9 +480,10 @@ func isLiveKey(k string) bool {
 
 // sortedIDs returns the ids of typ newest first (Stripe's list order).
 func (s *Sandbox) sortedIDs(typ string) []string {
-	ids := append([]string(nil), s.byType[typ]...)
-	sort.SliceStable(ids, func(i, j int) bool {
-		return s.objs[ids[i]]["_seq"].(int64) > s.objs[ids[j]]["_seq"].(int64)
-	})
-	return ids
+	ids := s.byType[typ]
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[len(ids)-1-i] = id
+	}
+	return out
 }

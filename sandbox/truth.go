@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"fmt"
-	"sort"
 )
 
 // MetadataPaymentKey and MetadataRefundKey are the metadata keys paygate
@@ -74,127 +73,142 @@ func str(v any) string {
 	return fmt.Sprint(v)
 }
 
-func metaHas(v any, id string) bool {
-	switch m := v.(type) {
-	case map[string]any:
-		return str(m[MetadataPaymentKey]) == id
-	case map[string]string:
-		return m[MetadataPaymentKey] == id
-	}
-	return false
-}
-
 // Truth returns the sandbox's view of the payment with this
 // paygate_payment_id (a zero PaymentTruth with only PaymentID when the
 // sandbox has nothing for it).
 func (s *Sandbox) Truth(paymentID string) PaymentTruth {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.truth(paymentID)
+	if t, ok := s.truths(paymentID)[paymentID]; ok {
+		return t
+	}
+	return PaymentTruth{PaymentID: paymentID}
 }
 
 // Truths returns the truth of every payment id the sandbox has seen in
-// metadata, by payment id.
+// metadata (or as a Checkout Session's client_reference_id), by payment id.
 func (s *Sandbox) Truths() map[string]PaymentTruth {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := map[string]bool{}
-	for _, o := range s.objs {
-		for _, k := range []string{"metadata", "_pi_metadata"} {
-			switch m := o[k].(type) {
-			case map[string]any:
-				if v := str(m[MetadataPaymentKey]); v != "" {
-					ids[v] = true
-				}
-			case map[string]string:
-				if v := m[MetadataPaymentKey]; v != "" {
-					ids[v] = true
-				}
-			}
-		}
-		if pd, ok := o["payment_intent_data"].(obj); ok && o["object"] == "payment_link" {
-			if v := str(pd["metadata"].(map[string]any)[MetadataPaymentKey]); v != "" {
-				ids[v] = true
-			}
-		}
-	}
-	out := map[string]PaymentTruth{}
-	for id := range ids {
-		out[id] = s.truth(id)
-	}
-	return out
+	return s.truths("")
 }
 
-func (s *Sandbox) truth(id string) PaymentTruth {
-	t := PaymentTruth{PaymentID: id}
-	pis := map[string]bool{}
-	charges := map[string]bool{}
+func paymentIDOf(v any) string {
+	switch m := v.(type) {
+	case map[string]any:
+		return str(m[MetadataPaymentKey])
+	case map[string]string:
+		return m[MetadataPaymentKey]
+	}
+	return ""
+}
+
+// truths builds the truth of one payment id (or of all, for "") in one pass
+// over the objects, oldest first. Callers hold mu.
+func (s *Sandbox) truths(only string) map[string]PaymentTruth {
+	out := map[string]*PaymentTruth{}
+	get := func(id string) *PaymentTruth {
+		if id == "" || only != "" && id != only {
+			return nil
+		}
+		t := out[id]
+		if t == nil {
+			t = &PaymentTruth{PaymentID: id}
+			out[id] = t
+		}
+		return t
+	}
+	linkOwner := map[string]string{}
+	piOwner := map[string]string{}
+	chargeOwner := map[string]string{}
 	for _, lid := range s.byType["payment_link"] {
 		l := s.objs[lid]
-		if metaHas(l["metadata"], id) || metaHas(l["payment_intent_data"].(obj)["metadata"], id) {
-			t.PaymentLinks = append(t.PaymentLinks, lid)
+		pid := paymentIDOf(l["payment_intent_data"].(obj)["metadata"])
+		if pid == "" {
+			pid = paymentIDOf(l["metadata"])
 		}
-	}
-	links := map[string]bool{}
-	for _, l := range t.PaymentLinks {
-		links[l] = true
+		if t := get(pid); t != nil {
+			t.PaymentLinks = append(t.PaymentLinks, lid)
+			linkOwner[lid] = pid
+		}
 	}
 	for _, cid := range s.byType["checkout.session"] {
 		cs := s.objs[cid]
-		if metaHas(cs["metadata"], id) || metaHas(cs["_pi_metadata"], id) || str(cs["client_reference_id"]) == id || links[str(cs["payment_link"])] {
+		pid := paymentIDOf(cs["_pi_metadata"])
+		if pid == "" {
+			pid = paymentIDOf(cs["metadata"])
+		}
+		if pid == "" {
+			pid = linkOwner[str(cs["payment_link"])]
+		}
+		if pid == "" {
+			pid = str(cs["client_reference_id"])
+		}
+		if t := get(pid); t != nil {
 			t.CheckoutSessions = append(t.CheckoutSessions, SessionTruth{ID: cid, Status: str(cs["status"]),
 				PaymentStatus: str(cs["payment_status"]), PaymentIntent: str(cs["payment_intent"]), PaymentLink: str(cs["payment_link"])})
 		}
 	}
-	for _, pid := range s.byType["payment_intent"] {
-		pi := s.objs[pid]
-		if !metaHas(pi["metadata"], id) {
+	for _, id := range s.byType["payment_intent"] {
+		pi := s.objs[id]
+		pid := paymentIDOf(pi["metadata"])
+		t := get(pid)
+		if t == nil {
 			continue
 		}
-		pis[pid] = true
-		t.PaymentIntents = append(t.PaymentIntents, IntentTruth{ID: pid, Status: str(pi["status"]), Currency: str(pi["currency"]),
+		piOwner[id] = pid
+		t.PaymentIntents = append(t.PaymentIntents, IntentTruth{ID: id, Status: str(pi["status"]), Currency: str(pi["currency"]),
 			LatestCharge: str(pi["latest_charge"]), Amount: toInt(pi["amount"]), AmountReceived: toInt(pi["amount_received"])})
 		switch pi["status"] {
 		case "succeeded":
-			t.Succeeded = pid
+			t.Succeeded = id
 		case "processing":
-			t.Processing = pid
+			t.Processing = id
 		}
 	}
-	for _, cid := range s.byType["charge"] {
-		ch := s.objs[cid]
-		if !pis[str(ch["payment_intent"])] {
+	for _, id := range s.byType["charge"] {
+		ch := s.objs[id]
+		pid, ok := piOwner[str(ch["payment_intent"])]
+		if !ok {
 			continue
 		}
-		charges[cid] = true
-		t.Charges = append(t.Charges, ChargeTruth{ID: cid, PaymentIntent: str(ch["payment_intent"]), Status: str(ch["status"]),
+		t := out[pid]
+		chargeOwner[id] = pid
+		t.Charges = append(t.Charges, ChargeTruth{ID: id, PaymentIntent: str(ch["payment_intent"]), Status: str(ch["status"]),
 			Amount: toInt(ch["amount"]), AmountRefunded: toInt(ch["amount_refunded"]), Disputed: ch["disputed"] == true})
 		if ch["status"] == "succeeded" {
 			t.AmountPaid += toInt(ch["amount"])
 			t.AmountRefunded += toInt(ch["amount_refunded"])
 		}
 	}
-	for _, rid := range s.byType["refund"] {
-		re := s.objs[rid]
-		if !charges[str(re["charge"])] {
+	for _, id := range s.byType["refund"] {
+		re := s.objs[id]
+		pid, ok := chargeOwner[str(re["charge"])]
+		if !ok {
 			continue
 		}
+		t := out[pid]
 		md, _ := re["metadata"].(map[string]any)
-		t.Refunds = append(t.Refunds, RefundTruth{ID: rid, Charge: str(re["charge"]), PaymentIntent: str(re["payment_intent"]),
+		t.Refunds = append(t.Refunds, RefundTruth{ID: id, Charge: str(re["charge"]), PaymentIntent: str(re["payment_intent"]),
 			Status: str(re["status"]), Reason: str(re["reason"]), FailureReason: str(re["failure_reason"]),
 			PaygateRefundID: str(md[MetadataRefundKey]), Amount: toInt(re["amount"])})
 		if re["status"] == "succeeded" {
 			t.AmountRefundSucceeded += toInt(re["amount"])
 		}
 	}
-	for _, did := range s.byType["dispute"] {
-		dp := s.objs[did]
-		if !charges[str(dp["charge"])] {
+	for _, id := range s.byType["dispute"] {
+		dp := s.objs[id]
+		pid, ok := chargeOwner[str(dp["charge"])]
+		if !ok {
 			continue
 		}
-		t.Disputes = append(t.Disputes, DisputeTruth{ID: did, Charge: str(dp["charge"]), PaymentIntent: str(dp["payment_intent"]),
+		t := out[pid]
+		t.Disputes = append(t.Disputes, DisputeTruth{ID: id, Charge: str(dp["charge"]), PaymentIntent: str(dp["payment_intent"]),
 			Status: str(dp["status"]), Reason: str(dp["reason"]), Amount: toInt(dp["amount"])})
 	}
-	sort.Strings(t.PaymentLinks)
-	return t
+	res := make(map[string]PaymentTruth, len(out))
+	for id, t := range out {
+		res[id] = *t
+	}
+	return res
 }
