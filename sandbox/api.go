@@ -396,6 +396,22 @@ func (s *Sandbox) lineItemList(src obj) obj {
 	return render(obj{"object": "list", "data": data, "has_more": false, "url": path})
 }
 
+// listLineItems answers GET /v1/<type>/{id}/line_items (one page: the
+// sandbox's sessions and links have few items).
+func (s *Sandbox) listLineItems(typ, param string) apiFunc {
+	return func(r *http.Request, f form) (obj, *apiError) {
+		c := &checker{f: f}
+		if c.allow("limit", "starting_after", "ending_before"); c.err != nil {
+			return nil, c.err
+		}
+		o := s.get(typ, r.PathValue("id"))
+		if o == nil {
+			return nil, notFound(typ, param, r.PathValue("id"))
+		}
+		return s.lineItemList(o), nil
+	}
+}
+
 // chargeRefundList is the list object for expand[]=refunds on a charge.
 func (s *Sandbox) chargeRefundList(ch obj) obj {
 	data := []any{}

@@ -152,6 +152,18 @@ func TestExpand(t *testing.T) {
 	if got.LineItems == nil || len(got.LineItems.Data) != 1 || got.LineItems.Data[0].Description != "Visit" {
 		t.Fatalf("line items: %+v", got.LineItems)
 	}
+	lit := api.CheckoutSessions.ListLineItems(&stripe.CheckoutSessionListLineItemsParams{Session: stripe.String(cs.ID)})
+	n := 0
+	for lit.Next() {
+		if lit.LineItem().AmountTotal != 3100 {
+			t.Errorf("line item %+v", lit.LineItem())
+		}
+		n++
+	}
+	must(t, lit.Err())
+	if n != 1 {
+		t.Fatalf("%d line items", n)
+	}
 	p2 := &stripe.CheckoutSessionParams{}
 	p2.AddExpand("customer")
 	_, err = api.CheckoutSessions.Get(cs.ID, p2)
@@ -225,6 +237,21 @@ func TestKeys(t *testing.T) {
 	only := newTestSandbox(t, Config{APIKey: "sk_test_only"})
 	if _, err := stripeAPI(t, only, "sk_test_other").Events.Get("evt_x", nil); err == nil || err.(*stripe.Error).HTTPStatusCode != 401 {
 		t.Errorf("wrong test key: %v", err)
+	}
+}
+
+func TestWebhookEnabledEvents(t *testing.T) {
+	t.Parallel()
+	sb := newTestSandbox(t, Config{WebhookEvents: []string{"payment_intent.succeeded", "charge.refunded"}})
+	rc := newReceiver(t, sb)
+	api := stripeAPI(t, sb, testKey)
+	pi := newIntent(t, api, "pay_en", 100)
+	must(t, sb.PayIntent(pi.ID, "4242424242424242"))
+	_, err := sb.Refund(pi.ID, 0, "")
+	must(t, err)
+	wantEvents(t, sb, rc, "payment_intent.succeeded", "charge.refunded")
+	if n := len(sb.Events()); n != 5 {
+		t.Fatalf("%d events listed; every event is listed, enabled or not", n)
 	}
 }
 

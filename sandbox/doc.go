@@ -27,7 +27,10 @@
 // and call SetBaseURL (page URLs need it) and Run (for AutoDeliver).
 //
 // Webhooks are delivered only when the test says so (DeliverAll, Advance),
-// unless Config.AutoDeliver runs a background deliverer. Signatures are
+// unless Config.AutoDeliver runs a background deliverer. Deliveries are
+// sent one at a time and DeliverAll waits for each answer, so a webhook
+// handler must not call DeliverAll or Advance itself (it would wait for
+// itself); it may call the API. Signatures are
 // Stripe's: Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.payload">
 // keyed with the whsec_ secret, stamped with the sandbox clock; a receiver
 // that checks timestamp tolerance must use the same clock (paygate:
@@ -43,7 +46,8 @@
 //	POST /v1/prices (product or product_data), GET /v1/prices/{id}
 //	POST /v1/payment_links, GET and POST /v1/payment_links/{id} (active, metadata, restrictions)
 //	POST /v1/checkout/sessions, GET /v1/checkout/sessions (payment_link, payment_intent, status),
-//	     GET /v1/checkout/sessions/{id}, POST /v1/checkout/sessions/{id}/expire
+//	     GET /v1/checkout/sessions/{id}, POST /v1/checkout/sessions/{id}/expire,
+//	     GET /v1/checkout/sessions/{id}/line_items, GET /v1/payment_links/{id}/line_items
 //	POST /v1/payment_intents, GET /v1/payment_intents, GET and POST /v1/payment_intents/{id},
 //	     POST /v1/payment_intents/{id}/confirm, POST /v1/payment_intents/{id}/cancel
 //	GET /v1/charges (payment_intent), GET /v1/charges/{id}
@@ -154,6 +158,9 @@
 //	POST /_sandbox/deliver, GET /_sandbox/deliveries, GET /_sandbox/events
 //	GET  /_sandbox/truth, GET /_sandbox/truth/{paygate_payment_id}
 //	POST /_sandbox/reset
+//
+// The control API and the pages take no key: the sandbox holds no real
+// money, but do not expose it beyond your machine.
 //
 // Faults make the next N API calls (optionally by path and method) answer
 // 500 or 429, hang until the client gives up, or execute and then answer

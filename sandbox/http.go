@@ -88,6 +88,8 @@ func (s *Sandbox) Handler() http.Handler {
 	api("GET /v1/checkout/sessions", s.listSessions)
 	api("GET /v1/checkout/sessions/{id}", s.retrieve("checkout.session", "session"))
 	api("POST /v1/checkout/sessions/{id}/expire", s.apiExpireSession)
+	api("GET /v1/checkout/sessions/{id}/line_items", s.listLineItems("checkout.session", "session"))
+	api("GET /v1/payment_links/{id}/line_items", s.listLineItems("payment_link", "payment_link"))
 	api("POST /v1/payment_intents", s.createIntent)
 	api("GET /v1/payment_intents", s.listOf("payment_intent", nil))
 	api("GET /v1/payment_intents/{id}", s.retrieve("payment_intent", "intent"))
