@@ -47,13 +47,17 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 {{with .Error}}<div class="error" id="error">{{.}}</div>{{end}}
 {{with .Message}}<div class="ok" id="message">{{.}}</div>{{end}}
 {{if .Action}}
+{{if .CardField}}<form method="post" action="{{.Action}}"{{if .Top}} target="_top"{{end}}>
+{{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">{{end}}
+<fieldset><legend>Card number</legend>
+<input type="text" name="card_number" id="card-number" inputmode="numeric" autocomplete="off" placeholder="4242 4242 4242 4242">
+<button type="submit" class="primary" id="pay">Pay</button></fieldset>
+</form>
+<p class="muted">Or pick a test payment method:</p>{{end}}
 <form method="post" action="{{.Action}}"{{if .Top}} target="_top"{{end}}>
 {{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">{{end}}
 {{range .Buttons}}<button type="submit" name="{{.Name}}" value="{{.Value}}" id="{{.ID}}"{{if .Primary}} class="primary"{{end}}>{{.Label}}</button>
 {{end}}
-{{if .CardField}}<fieldset><legend>Card number</legend>
-<input type="text" name="card_number" id="card-number" inputmode="numeric" autocomplete="off" placeholder="4242 4242 4242 4242">
-<button type="submit" class="primary" id="pay">Pay</button></fieldset>{{end}}
 </form>
 {{end}}
 {{with .Cancel}}<p><a href="{{.}}" id="cancel">Cancel and go back</a></p>{{end}}
