@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -267,5 +268,28 @@ func TestWebhookEndpointList(t *testing.T) {
 	must(t, it.Err())
 	if len(eps) != 1 || eps[0].APIVersion != APIVersion || eps[0].URL != "https://pay.example/webhooks/stripe" || eps[0].Status != "enabled" || eps[0].EnabledEvents[0] != "*" {
 		t.Fatalf("endpoints: %+v", eps)
+	}
+}
+
+func TestPaymentLinkDeactivated(t *testing.T) {
+	t.Parallel()
+	sb := newTestSandbox(t, Config{})
+	rc := newReceiver(t, sb)
+	api := stripeAPI(t, sb, testKey)
+	link := newLink(t, api, "pay_off", 500, "")
+	got, err := api.PaymentLinks.Update(link.ID, &stripe.PaymentLinkParams{Active: stripe.Bool(false)})
+	must(t, err)
+	if got.Active {
+		t.Fatal("still active")
+	}
+	wantEvents(t, sb, rc, "payment_link.updated")
+	resp, err := http.Get(link.URL)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGone {
+		t.Fatalf("visiting a deactivated link: %d", resp.StatusCode)
+	}
+	if len(sb.LinkSessions(link.ID)) != 0 {
+		t.Fatal("a deactivated link opened a session")
 	}
 }
