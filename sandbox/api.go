@@ -10,7 +10,7 @@ import (
 // This file holds the /v1 handlers: parameter checks, then the flows in
 // flows.go. Every handler runs with s.mu held.
 
-func (s *Sandbox) createProduct(r *http.Request, f form) (obj, *apiError) {
+func (s *Sandbox) createProduct(r *http.Request, f form) (obj, *Error) {
 	c := &checker{f: f}
 	c.allow("name", "description", "metadata", "active")
 	name, _ := c.text(f, "name", "name", true)
@@ -38,7 +38,7 @@ func (s *Sandbox) newProduct(name, desc string, active bool, md map[string]strin
 	return p
 }
 
-func (s *Sandbox) createPrice(r *http.Request, f form) (obj, *apiError) {
+func (s *Sandbox) createPrice(r *http.Request, f form) (obj, *Error) {
 	c := &checker{f: f}
 	c.allow("currency", "unit_amount", "product", "product_data", "metadata", "nickname", "active")
 	c.allowIn("product_data", f.sub("product_data"), "name", "metadata", "active", "statement_descriptor", "unit_label", "tax_code")
@@ -188,7 +188,7 @@ func (s *Sandbox) lineItems(c *checker, f form, allowPriceData bool) []obj {
 	return items
 }
 
-func (s *Sandbox) createPaymentLink(r *http.Request, f form) (obj, *apiError) {
+func (s *Sandbox) createPaymentLink(r *http.Request, f form) (obj, *Error) {
 	c := &checker{f: f}
 	c.allow("line_items", "metadata", "payment_intent_data", "after_completion", "restrictions", "currency", "payment_method_types")
 	items := s.lineItems(c, f, false)
@@ -252,7 +252,7 @@ func (s *Sandbox) createPaymentLink(r *http.Request, f form) (obj, *apiError) {
 	return link, nil
 }
 
-func (s *Sandbox) updatePaymentLink(r *http.Request, f form) (obj, *apiError) {
+func (s *Sandbox) updatePaymentLink(r *http.Request, f form) (obj, *Error) {
 	c := &checker{f: f}
 	c.allow("active", "metadata", "after_completion", "restrictions", "inactive_message")
 	id := r.PathValue("id")
@@ -297,7 +297,7 @@ func (s *Sandbox) updatePaymentLink(r *http.Request, f form) (obj, *apiError) {
 	return link, nil
 }
 
-func (s *Sandbox) createSession(r *http.Request, f form) (obj, *apiError) {
+func (s *Sandbox) createSession(r *http.Request, f form) (obj, *Error) {
 	c := &checker{f: f}
 	c.allow("mode", "line_items", "success_url", "cancel_url", "client_reference_id", "customer_email", "metadata",
 		"payment_intent_data", "expires_at", "payment_method_types", "locale", "submit_type")
@@ -399,7 +399,7 @@ func (s *Sandbox) lineItemList(src obj) obj {
 // listLineItems answers GET /v1/<type>/{id}/line_items (one page: the
 // sandbox's sessions and links have few items).
 func (s *Sandbox) listLineItems(typ, param string) apiFunc {
-	return func(r *http.Request, f form) (obj, *apiError) {
+	return func(r *http.Request, f form) (obj, *Error) {
 		c := &checker{f: f}
 		if c.allow("limit", "starting_after", "ending_before"); c.err != nil {
 			return nil, c.err
@@ -423,7 +423,7 @@ func (s *Sandbox) chargeRefundList(ch obj) obj {
 	return obj{"object": "list", "data": data, "has_more": false, "url": "/v1/charges/" + fmt.Sprint(ch["id"]) + "/refunds"}
 }
 
-func (s *Sandbox) listSessions(r *http.Request, f form) (obj, *apiError) {
+func (s *Sandbox) listSessions(r *http.Request, f form) (obj, *Error) {
 	c := &checker{f: f}
 	c.allow("limit", "starting_after", "ending_before", "created", "payment_link", "payment_intent", "status", "customer")
 	link, _ := c.text(f, "payment_link", "payment_link", false)
@@ -437,7 +437,7 @@ func (s *Sandbox) listSessions(r *http.Request, f form) (obj, *apiError) {
 	})
 }
 
-func (s *Sandbox) apiExpireSession(r *http.Request, f form) (obj, *apiError) {
+func (s *Sandbox) apiExpireSession(r *http.Request, f form) (obj, *Error) {
 	c := &checker{f: f}
 	if c.allow(); c.err != nil {
 		return nil, c.err
@@ -454,7 +454,7 @@ func (s *Sandbox) apiExpireSession(r *http.Request, f form) (obj, *apiError) {
 	return cs, nil
 }
 
-func (s *Sandbox) createIntent(r *http.Request, f form) (obj, *apiError) {
+func (s *Sandbox) createIntent(r *http.Request, f form) (obj, *Error) {
 	c := &checker{f: f}
 	c.allow("amount", "currency", "automatic_payment_methods", "payment_method_types", "description", "receipt_email",
 		"metadata", "confirm", "payment_method", "return_url", "capture_method", "statement_descriptor", "statement_descriptor_suffix")
@@ -498,7 +498,7 @@ func (s *Sandbox) createIntent(r *http.Request, f form) (obj, *apiError) {
 	return pi, nil
 }
 
-func (s *Sandbox) updateIntent(r *http.Request, f form) (obj, *apiError) {
+func (s *Sandbox) updateIntent(r *http.Request, f form) (obj, *Error) {
 	c := &checker{f: f}
 	c.allow("metadata", "description", "receipt_email", "amount")
 	id := r.PathValue("id")
@@ -538,7 +538,7 @@ func (s *Sandbox) updateIntent(r *http.Request, f form) (obj, *apiError) {
 	return pi, nil
 }
 
-func (s *Sandbox) apiConfirmIntent(r *http.Request, f form) (obj, *apiError) {
+func (s *Sandbox) apiConfirmIntent(r *http.Request, f form) (obj, *Error) {
 	c := &checker{f: f}
 	c.allow("payment_method", "return_url", "receipt_email")
 	pm, _ := c.text(f, "payment_method", "payment_method", false)
@@ -554,7 +554,7 @@ func (s *Sandbox) apiConfirmIntent(r *http.Request, f form) (obj, *apiError) {
 	if pm == "" {
 		pm, _ = pi["_pm_token"].(string)
 		if pm == "" {
-			return nil, &apiError{Status: 400, Type: "invalid_request_error", Code: "payment_intent_unexpected_state", Param: "payment_method",
+			return nil, &Error{Status: 400, Type: "invalid_request_error", Code: "payment_intent_unexpected_state", Param: "payment_method",
 				Message: "You cannot confirm this PaymentIntent because it's missing a payment method. To confirm the PaymentIntent with " + fmt.Sprint(pi["id"]) + ", specify a payment method attached to this customer along with the customer ID."}
 		}
 	}
@@ -564,7 +564,7 @@ func (s *Sandbox) apiConfirmIntent(r *http.Request, f form) (obj, *apiError) {
 	return pi, nil
 }
 
-func (s *Sandbox) apiCancelIntent(r *http.Request, f form) (obj, *apiError) {
+func (s *Sandbox) apiCancelIntent(r *http.Request, f form) (obj, *Error) {
 	c := &checker{f: f}
 	c.allow("cancellation_reason")
 	reason, _ := c.oneOf(f, "cancellation_reason", "cancellation_reason", false, "duplicate", "fraudulent", "requested_by_customer", "abandoned")
@@ -588,7 +588,7 @@ func (s *Sandbox) apiCancelIntent(r *http.Request, f form) (obj, *apiError) {
 	return pi, nil
 }
 
-func (s *Sandbox) apiCreateRefund(r *http.Request, f form) (obj, *apiError) {
+func (s *Sandbox) apiCreateRefund(r *http.Request, f form) (obj, *Error) {
 	c := &checker{f: f}
 	c.allow("payment_intent", "charge", "amount", "reason", "metadata")
 	piID, hasPI := c.text(f, "payment_intent", "payment_intent", false)
@@ -609,7 +609,7 @@ func (s *Sandbox) apiCreateRefund(r *http.Request, f form) (obj, *apiError) {
 			return nil, notFound("payment_intent", "payment_intent", piID)
 		}
 		if pi["status"] != "succeeded" {
-			return nil, &apiError{Status: 400, Type: "invalid_request_error", Code: "charge_not_refundable", Param: "payment_intent",
+			return nil, &Error{Status: 400, Type: "invalid_request_error", Code: "charge_not_refundable", Param: "payment_intent",
 				Message: fmt.Sprintf("This PaymentIntent (%s) does not have a successful charge to refund.", piID)}
 		}
 		ch = s.objs[pi["latest_charge"].(string)]
@@ -625,7 +625,7 @@ func (s *Sandbox) apiCreateRefund(r *http.Request, f form) (obj, *apiError) {
 	return s.refund(ch, amount, reason, md)
 }
 
-func (s *Sandbox) listEvents(r *http.Request, f form) (obj, *apiError) {
+func (s *Sandbox) listEvents(r *http.Request, f form) (obj, *Error) {
 	c := &checker{f: f}
 	c.allow("limit", "starting_after", "ending_before", "created", "type", "types", "delivery_success")
 	typ, _ := c.text(f, "type", "type", false)
@@ -656,7 +656,7 @@ func (s *Sandbox) listEvents(r *http.Request, f form) (obj, *apiError) {
 	return s.page(r, f, "event", s.sortedIDs("event"), func(o obj) bool { return match(o["type"].(string)) })
 }
 
-func (s *Sandbox) retrieveEvent(r *http.Request, f form) (obj, *apiError) {
+func (s *Sandbox) retrieveEvent(r *http.Request, f form) (obj, *Error) {
 	return s.retrieve("event", "event")(r, f)
 }
 
@@ -675,7 +675,7 @@ func (s *Sandbox) webhookEndpoint() obj {
 		"metadata": obj{}, "status": status, "url": url}
 }
 
-func (s *Sandbox) listWebhookEndpoints(r *http.Request, f form) (obj, *apiError) {
+func (s *Sandbox) listWebhookEndpoints(r *http.Request, f form) (obj, *Error) {
 	c := &checker{f: f}
 	if c.allow("limit", "starting_after", "ending_before"); c.err != nil {
 		return nil, c.err
@@ -683,7 +683,7 @@ func (s *Sandbox) listWebhookEndpoints(r *http.Request, f form) (obj, *apiError)
 	return obj{"object": "list", "data": []any{s.webhookEndpoint()}, "has_more": false, "url": "/v1/webhook_endpoints"}, nil
 }
 
-func (s *Sandbox) retrieveWebhookEndpoint(r *http.Request, f form) (obj, *apiError) {
+func (s *Sandbox) retrieveWebhookEndpoint(r *http.Request, f form) (obj, *Error) {
 	if r.PathValue("id") != s.whID {
 		return nil, notFound("webhook_endpoint", "id", r.PathValue("id"))
 	}
@@ -691,14 +691,14 @@ func (s *Sandbox) retrieveWebhookEndpoint(r *http.Request, f form) (obj, *apiErr
 }
 
 // checkCurrency accepts a three-letter ISO code.
-func checkCurrency(cur, param string) *apiError {
+func checkCurrency(cur, param string) *Error {
 	if len(cur) != 3 || strings.ToLower(cur) != strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
 			return r | 0x20
 		}
 		return -1
 	}, cur) {
-		return &apiError{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_string", Param: param,
+		return &Error{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_string", Param: param,
 			Message: "Invalid currency: " + cur + ". Stripe currencies are three-letter ISO codes."}
 	}
 	return nil

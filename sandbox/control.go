@@ -78,9 +78,9 @@ func (s *Sandbox) applyFault(w http.ResponseWriter, r *http.Request, f *Fault) b
 			}
 		}
 	}
-	ae := &apiError{Status: f.Status, Type: "api_error", Message: "An unknown error occurred (sandbox fault injection)."}
+	ae := &Error{Status: f.Status, Type: "api_error", Message: "An unknown error occurred (sandbox fault injection)."}
 	if f.Status == 429 {
-		ae = &apiError{Status: 429, Type: "invalid_request_error", Code: "rate_limit",
+		ae = &Error{Status: 429, Type: "invalid_request_error", Code: "rate_limit",
 			Message: "Too many requests hit the API too quickly (sandbox fault injection)."}
 	}
 	writeJSON(w, ae.Status, ae.body())
@@ -98,7 +98,7 @@ func (s *Sandbox) find(typ, id string) (obj, error) {
 	return o, nil
 }
 
-func asErr(ae *apiError) error {
+func asErr(ae *Error) error {
 	if ae == nil {
 		return nil
 	}

@@ -49,12 +49,12 @@ func (s *Sandbox) controlRoutes(mux *http.ServeMux) {
 			}
 			out, err := h(r, b)
 			if err != nil {
-				var ae *apiError
+				var ae *Error
 				switch {
 				case errors.As(err, &ae):
 					writeJSON(w, ae.Status, ae.body())
 				case errors.Is(err, ErrNotFound):
-					writeJSON(w, 404, (&apiError{Status: 404, Type: "invalid_request_error", Code: "resource_missing", Message: err.Error()}).body())
+					writeJSON(w, 404, (&Error{Status: 404, Type: "invalid_request_error", Code: "resource_missing", Message: err.Error()}).body())
 				default:
 					writeJSON(w, 400, invalid("", err.Error()).body())
 				}

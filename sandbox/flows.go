@@ -6,24 +6,23 @@ import (
 	"time"
 )
 
-// card is what a test card or payment method does.
-type card struct {
-	Number      string
-	Brand       string
-	Label       string
-	Decline     string // decline code; "" succeeds
-	ThreeDS     bool   // requires authentication
-	Dispute     bool   // disputed right after it succeeds
-	RefundMode  string // "pending": refunds start pending; "fail": refunds fail after succeeding
-	BankDebit   bool   // us_bank_account: processing, settles later
-	DebitFails  bool   // the bank debit fails when it settles
-	description string
+// Card is a test payment method and what it does.
+type Card struct {
+	Number     string // card number, or bank account number for a bank debit
+	Brand      string // card brand ("" for a bank debit)
+	Label      string // what the pages show
+	Decline    string // decline code; "" succeeds
+	ThreeDS    bool   // requires 3D Secure authentication
+	Dispute    bool   // disputed right after it succeeds
+	RefundMode string // "pending": refunds start pending; "fail": refunds fail after succeeding
+	BankDebit  bool   // us_bank_account: processing, settles later
+	DebitFails bool   // the bank debit fails when it settles
 }
 
 // Cards are the test payment methods the sandbox knows, by card number (or
 // a name for bank debits). The pages show them; payment_method accepts the
 // number, "pm_card_<number>", or the Stripe test token in Tokens.
-var Cards = []card{
+var Cards = []Card{
 	{Number: "4242424242424242", Brand: "visa", Label: "Visa: succeeds"},
 	{Number: "4000000000000002", Brand: "visa", Label: "Visa: declined (generic_decline)", Decline: "generic_decline"},
 	{Number: "4000000000009995", Brand: "visa", Label: "Visa: declined (insufficient_funds)", Decline: "insufficient_funds"},
@@ -55,7 +54,7 @@ var Tokens = map[string]string{
 
 // lookupCard resolves a payment method (number, pm_card_<number>, or a
 // token in Tokens).
-func lookupCard(pm string) (card, bool) {
+func lookupCard(pm string) (Card, bool) {
 	pm = strings.ReplaceAll(strings.TrimSpace(pm), " ", "")
 	if n, ok := Tokens[pm]; ok {
 		pm = n
@@ -68,9 +67,9 @@ func lookupCard(pm string) (card, bool) {
 	}
 	// Any other number that passes Luhn is a plain successful card.
 	if len(pm) >= 12 && len(pm) <= 19 && luhn(pm) {
-		return card{Number: pm, Brand: "unknown", Label: "card"}, true
+		return Card{Number: pm, Brand: "unknown", Label: "card"}, true
 	}
-	return card{}, false
+	return Card{}, false
 }
 
 func luhn(n string) bool {
@@ -130,17 +129,17 @@ func (s *Sandbox) newIntent(amount int64, cur, desc, email string, md map[string
 
 // confirmIntent runs a payment attempt on pi with payment method pm. A
 // decline answers a 402 card_error carrying the PaymentIntent, as Stripe.
-func (s *Sandbox) confirmIntent(pi obj, pm, returnURL string) *apiError {
+func (s *Sandbox) confirmIntent(pi obj, pm, returnURL string) *Error {
 	switch pi["status"] {
 	case "requires_payment_method", "requires_confirmation", "requires_action":
 	default:
-		return &apiError{Status: 400, Type: "invalid_request_error", Code: "payment_intent_unexpected_state",
+		return &Error{Status: 400, Type: "invalid_request_error", Code: "payment_intent_unexpected_state",
 			Message:       fmt.Sprintf("You cannot confirm this PaymentIntent because it has a status of %s.", pi["status"]),
 			PaymentIntent: render(pi)}
 	}
 	c, ok := lookupCard(pm)
 	if !ok {
-		return &apiError{Status: 400, Type: "invalid_request_error", Code: "resource_missing", Param: "payment_method",
+		return &Error{Status: 400, Type: "invalid_request_error", Code: "resource_missing", Param: "payment_method",
 			Message: fmt.Sprintf("No such PaymentMethod: '%s'", pm)}
 	}
 	pi["_pm_token"] = pm
@@ -171,7 +170,7 @@ func (s *Sandbox) confirmIntent(pi obj, pm, returnURL string) *apiError {
 			"message": declineMessages[c.Decline], "charge": ch["id"],
 			"doc_url": "https://stripe.com/docs/error-codes/card-declined"}
 		s.emit("payment_intent.payment_failed", pi, nil)
-		return &apiError{Status: 402, Type: "card_error", Code: "card_declined", DeclineCode: c.Decline,
+		return &Error{Status: 402, Type: "card_error", Code: "card_declined", DeclineCode: c.Decline,
 			Message: declineMessages[c.Decline], Charge: ch["id"].(string), PaymentIntent: render(pi)}
 	default:
 		s.succeed(pi, c, nil)
@@ -181,7 +180,7 @@ func (s *Sandbox) confirmIntent(pi obj, pm, returnURL string) *apiError {
 
 // succeed makes a successful charge on pi (or settles ch, a pending one),
 // then completes its Checkout Session.
-func (s *Sandbox) succeed(pi obj, c card, ch obj) {
+func (s *Sandbox) succeed(pi obj, c Card, ch obj) {
 	if ch == nil {
 		ch = s.newCharge(pi, c, "succeeded")
 	} else {
@@ -210,7 +209,7 @@ func (s *Sandbox) succeed(pi obj, c card, ch obj) {
 }
 
 // startDebit puts pi into processing with a pending bank-debit charge.
-func (s *Sandbox) startDebit(pi obj, c card) {
+func (s *Sandbox) startDebit(pi obj, c Card) {
 	ch := s.newCharge(pi, c, "pending")
 	s.emit("charge.pending", ch, nil)
 	pi["status"] = "processing"
@@ -248,7 +247,7 @@ func (s *Sandbox) settleIntent(pi obj, ok bool) {
 }
 
 // authenticate finishes a requires_action PaymentIntent (the 3D Secure page).
-func (s *Sandbox) authenticate(pi obj, ok bool) *apiError {
+func (s *Sandbox) authenticate(pi obj, ok bool) *Error {
 	if pi["status"] != "requires_action" {
 		return stateErr(fmt.Sprintf("This PaymentIntent has a status of %s, not requires_action.", pi["status"]))
 	}
@@ -284,7 +283,7 @@ func outcome(decline string) obj {
 		"seller_message": "The bank did not return any further details with this decline.", "type": "issuer_declined"}
 }
 
-func (s *Sandbox) newCharge(pi obj, c card, status string) obj {
+func (s *Sandbox) newCharge(pi obj, c Card, status string) obj {
 	id := newID("ch")
 	amount := toInt(pi["amount"])
 	var details obj
@@ -377,7 +376,7 @@ func (s *Sandbox) expireSession(cs obj) {
 
 // visitLink opens a new Checkout Session for a payment link, as a visit to
 // the link's URL does.
-func (s *Sandbox) visitLink(link obj) (obj, *apiError) {
+func (s *Sandbox) visitLink(link obj) (obj, *Error) {
 	if link["active"] != true {
 		return nil, invalid("", "This payment link is no longer active.")
 	}
@@ -404,12 +403,12 @@ func (s *Sandbox) visitLink(link obj) (obj, *apiError) {
 // paySession runs the customer's payment on a Checkout Session page. The
 // session's PaymentIntent is made on the first attempt and reused by the
 // next ones.
-func (s *Sandbox) paySession(cs obj, pm string) *apiError {
+func (s *Sandbox) paySession(cs obj, pm string) *Error {
 	if cs["status"] != "open" {
 		return invalid("", fmt.Sprintf("This Checkout Session is %s.", cs["status"]))
 	}
 	if _, ok := lookupCard(pm); !ok {
-		return &apiError{Status: 400, Type: "invalid_request_error", Code: "incorrect_number", Param: "payment_method",
+		return &Error{Status: 400, Type: "invalid_request_error", Code: "incorrect_number", Param: "payment_method",
 			Message: "Your card number is incorrect."}
 	}
 	pi := s.get("payment_intent", fmt.Sprint(cs["payment_intent"]))
@@ -432,25 +431,25 @@ func (s *Sandbox) paySession(cs obj, pm string) *apiError {
 }
 
 // refund refunds amount (-1: what is left) of ch.
-func (s *Sandbox) refund(ch obj, amount int64, reason string, md map[string]string) (obj, *apiError) {
+func (s *Sandbox) refund(ch obj, amount int64, reason string, md map[string]string) (obj, *Error) {
 	if ch["status"] != "succeeded" {
-		return nil, &apiError{Status: 400, Type: "invalid_request_error", Code: "charge_not_refundable",
+		return nil, &Error{Status: 400, Type: "invalid_request_error", Code: "charge_not_refundable",
 			Message: fmt.Sprintf("Charge %s has a status of %s and cannot be refunded.", ch["id"], ch["status"])}
 	}
 	if ch["disputed"] == true {
-		return nil, &apiError{Status: 400, Type: "invalid_request_error", Code: "charge_disputed",
+		return nil, &Error{Status: 400, Type: "invalid_request_error", Code: "charge_disputed",
 			Message: fmt.Sprintf("Charge %s has been charged back; cannot issue a refund.", ch["id"])}
 	}
 	left := toInt(ch["amount"]) - toInt(ch["amount_refunded"])
 	if left <= 0 {
-		return nil, &apiError{Status: 400, Type: "invalid_request_error", Code: "charge_already_refunded",
+		return nil, &Error{Status: 400, Type: "invalid_request_error", Code: "charge_already_refunded",
 			Message: fmt.Sprintf("Charge %s has already been refunded.", ch["id"])}
 	}
 	if amount < 0 {
 		amount = left
 	}
 	if amount > left {
-		return nil, &apiError{Status: 400, Type: "invalid_request_error", Code: "amount_too_large", Param: "amount",
+		return nil, &Error{Status: 400, Type: "invalid_request_error", Code: "amount_too_large", Param: "amount",
 			Message: fmt.Sprintf("Refund amount (%d) is greater than unrefunded amount on charge (%d)", amount, left)}
 	}
 	c, _ := lookupCard(fmt.Sprint(s.objs[fmt.Sprint(ch["payment_intent"])]["_card"]))
@@ -484,7 +483,7 @@ func (s *Sandbox) refund(ch obj, amount int64, reason string, md map[string]stri
 
 // setRefundStatus moves a refund to succeeded or failed (failing gives the
 // money back to the charge's unrefunded amount).
-func (s *Sandbox) setRefundStatus(re obj, status, failure string) *apiError {
+func (s *Sandbox) setRefundStatus(re obj, status, failure string) *Error {
 	prev := re["status"]
 	switch {
 	case status == "succeeded" && prev == "pending":
@@ -522,7 +521,7 @@ func (s *Sandbox) setRefundStatus(re obj, status, failure string) *apiError {
 }
 
 // openDispute opens a dispute on a succeeded charge.
-func (s *Sandbox) openDispute(ch obj, reason string) (obj, *apiError) {
+func (s *Sandbox) openDispute(ch obj, reason string) (obj, *Error) {
 	if ch["status"] != "succeeded" {
 		return nil, invalid("charge", fmt.Sprintf("Charge %s has a status of %s; only succeeded charges can be disputed.", ch["id"], ch["status"]))
 	}
@@ -559,7 +558,7 @@ func (s *Sandbox) openDispute(ch obj, reason string) (obj, *apiError) {
 }
 
 // updateDispute submits evidence text: the dispute goes under_review.
-func (s *Sandbox) updateDispute(dp obj, text string) *apiError {
+func (s *Sandbox) updateDispute(dp obj, text string) *Error {
 	switch dp["status"] {
 	case "needs_response", "warning_needs_response", "under_review", "warning_under_review":
 	default:
@@ -577,7 +576,7 @@ func (s *Sandbox) updateDispute(dp obj, text string) *apiError {
 }
 
 // closeDispute decides a dispute: won or lost.
-func (s *Sandbox) closeDispute(dp obj, won bool) *apiError {
+func (s *Sandbox) closeDispute(dp obj, won bool) *Error {
 	switch dp["status"] {
 	case "won", "lost":
 		return invalid("", fmt.Sprintf("Dispute %s is already closed (%s).", dp["id"], dp["status"]))

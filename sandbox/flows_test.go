@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -31,7 +32,7 @@ func TestFlowLinkDeclinedThenPaidInASecondSession(t *testing.T) {
 	link := newLink(t, api, "pay_2", 1999, "")
 
 	first, err := sb.PayLink(link.ID, "4000000000000002")
-	var ae *apiError
+	var ae *Error
 	if !asAPIError(err, &ae) || ae.DeclineCode != "generic_decline" {
 		t.Fatalf("decline: %v", err)
 	}
@@ -313,10 +314,4 @@ func TestFlowSessionExpires(t *testing.T) {
 	wantEvents(t, sb, rc, "checkout.session.expired")
 }
 
-func asAPIError(err error, target **apiError) bool {
-	ae, ok := err.(*apiError)
-	if ok {
-		*target = ae
-	}
-	return ok
-}
+func asAPIError(err error, target **Error) bool { return errors.As(err, target) }

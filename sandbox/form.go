@@ -35,7 +35,7 @@ func parseForm(v url.Values) (form, error) {
 				}
 				if i == len(segs)-1 {
 					if _, isForm := cur[seg].(form); isForm {
-						return nil, &apiError{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_string", Param: k, Message: fmt.Sprintf("Invalid string: %s is also an object", k)}
+						return nil, &Error{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_string", Param: k, Message: fmt.Sprintf("Invalid string: %s is also an object", k)}
 					}
 					cur[seg] = val
 					break
@@ -43,7 +43,7 @@ func parseForm(v url.Values) (form, error) {
 				next, ok := cur[seg].(form)
 				if !ok {
 					if _, isStr := cur[seg].(string); isStr {
-						return nil, &apiError{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_string", Param: k, Message: fmt.Sprintf("Invalid object: %s", k)}
+						return nil, &Error{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_string", Param: k, Message: fmt.Sprintf("Invalid object: %s", k)}
 					}
 					next = form{}
 					cur[seg] = next
@@ -65,11 +65,11 @@ func splitKey(k string) ([]string, error) {
 	rest := k[i:]
 	for rest != "" {
 		if rest[0] != '[' {
-			return nil, &apiError{Status: 400, Type: "invalid_request_error", Param: k, Message: "Invalid parameter name: " + k}
+			return nil, &Error{Status: 400, Type: "invalid_request_error", Param: k, Message: "Invalid parameter name: " + k}
 		}
 		j := strings.IndexByte(rest, ']')
 		if j < 0 {
-			return nil, &apiError{Status: 400, Type: "invalid_request_error", Param: k, Message: "Invalid parameter name: " + k}
+			return nil, &Error{Status: 400, Type: "invalid_request_error", Param: k, Message: "Invalid parameter name: " + k}
 		}
 		segs = append(segs, rest[1:j])
 		rest = rest[j+1:]
@@ -179,7 +179,7 @@ func (f form) canonical() string {
 // checker validates parameters and collects the first error.
 type checker struct {
 	f   form
-	err *apiError
+	err *Error
 }
 
 // allow fails on any top-level key of f not in keys (plus expand, metadata
@@ -227,8 +227,8 @@ func (c *checker) allowIn(name string, sub form, keys ...string) {
 	}
 }
 
-func unknownParam(k string) *apiError {
-	return &apiError{Status: 400, Type: "invalid_request_error", Code: "parameter_unknown", Param: k,
+func unknownParam(k string) *Error {
+	return &Error{Status: 400, Type: "invalid_request_error", Code: "parameter_unknown", Param: k,
 		Message: "Received unknown parameter: " + k}
 }
 
@@ -240,7 +240,7 @@ func (c *checker) integer(f form, param, key string, required bool, min int64) (
 	s, ok := f.str(key)
 	if !ok {
 		if _, isObj := f[key].(form); isObj {
-			c.err = &apiError{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_integer", Param: param, Message: "Invalid integer: " + param}
+			c.err = &Error{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_integer", Param: param, Message: "Invalid integer: " + param}
 		} else if required {
 			c.err = missing(param)
 		}
@@ -248,11 +248,11 @@ func (c *checker) integer(f form, param, key string, required bool, min int64) (
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		c.err = &apiError{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_integer", Param: param, Message: "Invalid integer: " + s}
+		c.err = &Error{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_integer", Param: param, Message: "Invalid integer: " + s}
 		return 0, false
 	}
 	if n < min {
-		c.err = &apiError{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_integer", Param: param,
+		c.err = &Error{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_integer", Param: param,
 			Message: fmt.Sprintf("This value must be greater than or equal to %d.", min)}
 		return 0, false
 	}
@@ -267,7 +267,7 @@ func (c *checker) text(f form, param, key string, required bool) (string, bool) 
 	s, ok := f.str(key)
 	if !ok {
 		if _, isObj := f[key].(form); isObj {
-			c.err = &apiError{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_string", Param: param, Message: "Invalid string: " + param}
+			c.err = &Error{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_string", Param: param, Message: "Invalid string: " + param}
 		} else if required {
 			c.err = missing(param)
 		}
@@ -288,7 +288,7 @@ func (c *checker) boolean(f form, param, key string) (bool, bool) {
 	case "false":
 		return false, true
 	}
-	c.err = &apiError{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_boolean", Param: param, Message: "Invalid boolean: " + s}
+	c.err = &Error{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_boolean", Param: param, Message: "Invalid boolean: " + s}
 	return false, false
 }
 
@@ -303,7 +303,7 @@ func (c *checker) oneOf(f form, param, key string, required bool, values ...stri
 			return s, true
 		}
 	}
-	c.err = &apiError{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_string", Param: param,
+	c.err = &Error{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_string", Param: param,
 		Message: fmt.Sprintf("Invalid %s: must be one of %s", param, strings.Join(values, ", "))}
 	return "", false
 }
@@ -322,31 +322,31 @@ func (c *checker) metadata(f form, param string) map[string]string {
 	}
 	m, ok := v.(form)
 	if !ok {
-		c.err = &apiError{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_string", Param: param, Message: "Invalid hash: " + param}
+		c.err = &Error{Status: 400, Type: "invalid_request_error", Code: "parameter_invalid_string", Param: param, Message: "Invalid hash: " + param}
 		return nil
 	}
 	out := map[string]string{}
 	for k, val := range m {
 		s, ok := val.(string)
 		if !ok {
-			c.err = &apiError{Status: 400, Type: "invalid_request_error", Param: param + "[" + k + "]", Message: "Invalid metadata value: " + param + "[" + k + "]"}
+			c.err = &Error{Status: 400, Type: "invalid_request_error", Param: param + "[" + k + "]", Message: "Invalid metadata value: " + param + "[" + k + "]"}
 			return nil
 		}
 		if len(k) > 40 || len(s) > 500 {
-			c.err = &apiError{Status: 400, Type: "invalid_request_error", Param: param + "[" + k + "]", Message: "Metadata keys are at most 40 characters and values at most 500."}
+			c.err = &Error{Status: 400, Type: "invalid_request_error", Param: param + "[" + k + "]", Message: "Metadata keys are at most 40 characters and values at most 500."}
 			return nil
 		}
 		out[k] = s
 	}
 	if len(out) > 50 {
-		c.err = &apiError{Status: 400, Type: "invalid_request_error", Param: param, Message: "Metadata has at most 50 keys."}
+		c.err = &Error{Status: 400, Type: "invalid_request_error", Param: param, Message: "Metadata has at most 50 keys."}
 		return nil
 	}
 	return out
 }
 
-func missing(param string) *apiError {
-	return &apiError{Status: 400, Type: "invalid_request_error", Code: "parameter_missing", Param: param,
+func missing(param string) *Error {
+	return &Error{Status: 400, Type: "invalid_request_error", Code: "parameter_missing", Param: param,
 		Message: "Missing required param: " + param + "."}
 }
 

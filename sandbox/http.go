@@ -11,21 +11,25 @@ import (
 	"time"
 )
 
-// apiError is Stripe's error object plus the HTTP status.
-type apiError struct {
-	Status        int
-	Type          string
-	Code          string
-	DeclineCode   string
-	Message       string
-	Param         string
-	PaymentIntent obj
-	Charge        string
+// Error is a Stripe error as the sandbox answers it: Stripe's error object
+// plus the HTTP status. Control methods return it too (a *Error with Type
+// "card_error" and a DeclineCode for a decline), so tests can branch with
+// errors.As.
+type Error struct {
+	Status        int            // HTTP status: 400, 401, 402, 404, 429, 500
+	Type          string         // invalid_request_error, card_error, idempotency_error, api_error
+	Code          string         // e.g. resource_missing, card_declined, amount_too_large
+	DeclineCode   string         // for card_error: generic_decline, insufficient_funds
+	Message       string         // for people
+	Param         string         // the parameter at fault, if one is
+	PaymentIntent map[string]any // for a decline: the PaymentIntent as it is now
+	Charge        string         // for a decline: the failed charge
 }
 
-func (e *apiError) Error() string { return e.Type + ": " + e.Message }
+// Error returns "type: message".
+func (e *Error) Error() string { return e.Type + ": " + e.Message }
 
-func (e *apiError) body() obj {
+func (e *Error) body() obj {
 	m := obj{"type": e.Type, "message": e.Message}
 	if e.Code != "" {
 		m["code"] = e.Code
@@ -46,17 +50,17 @@ func (e *apiError) body() obj {
 	return obj{"error": m}
 }
 
-func notFound(typ, param, id string) *apiError {
-	return &apiError{Status: 404, Type: "invalid_request_error", Code: "resource_missing", Param: param,
+func notFound(typ, param, id string) *Error {
+	return &Error{Status: 404, Type: "invalid_request_error", Code: "resource_missing", Param: param,
 		Message: fmt.Sprintf("No such %s: '%s'", typ, id)}
 }
 
-func invalid(param, msg string) *apiError {
-	return &apiError{Status: 400, Type: "invalid_request_error", Param: param, Message: msg}
+func invalid(param, msg string) *Error {
+	return &Error{Status: 400, Type: "invalid_request_error", Param: param, Message: msg}
 }
 
-func stateErr(msg string) *apiError {
-	return &apiError{Status: 400, Type: "invalid_request_error", Code: "payment_intent_unexpected_state", Message: msg}
+func stateErr(msg string) *Error {
+	return &Error{Status: 400, Type: "invalid_request_error", Code: "payment_intent_unexpected_state", Message: msg}
 }
 
 // idemEntry is a remembered answer to an idempotent request.
@@ -69,7 +73,7 @@ type idemEntry struct {
 
 // apiFunc handles one API call with the sandbox locked. It returns the
 // object to answer with (rendered and expanded by the caller).
-type apiFunc func(r *http.Request, f form) (obj, *apiError)
+type apiFunc func(r *http.Request, f form) (obj, *Error)
 
 // Handler returns the sandbox's whole HTTP surface: the Stripe API under
 // /v1/, the hosted pages, /sandbox.js, and the control API under
@@ -107,8 +111,8 @@ func (s *Sandbox) Handler() http.Handler {
 	api("GET /v1/events/{id}", s.retrieveEvent)
 	api("GET /v1/webhook_endpoints", s.listWebhookEndpoints)
 	api("GET /v1/webhook_endpoints/{id}", s.retrieveWebhookEndpoint)
-	mux.Handle("/v1/", s.apiHandler(func(r *http.Request, f form) (obj, *apiError) {
-		return nil, &apiError{Status: 404, Type: "invalid_request_error",
+	mux.Handle("/v1/", s.apiHandler(func(r *http.Request, f form) (obj, *Error) {
+		return nil, &Error{Status: 404, Type: "invalid_request_error",
 			Message: fmt.Sprintf("Unrecognized request URL (%s: %s). The sandbox implements only the parts of Stripe's API paygate uses.", r.Method, r.URL.Path)}
 	}))
 	s.pageRoutes(mux)
@@ -157,7 +161,7 @@ func (s *Sandbox) apiHandler(h apiFunc) http.Handler {
 		}
 		f, perr := parseForm(vals)
 		if perr != nil {
-			writeJSON(w, 400, perr.(*apiError).body())
+			writeJSON(w, 400, perr.(*Error).body())
 			return
 		}
 		idemKey := r.Header.Get("Idempotency-Key")
@@ -167,7 +171,7 @@ func (s *Sandbox) apiHandler(h apiFunc) http.Handler {
 			if e, ok := s.idem[key+"\x00"+idemKey]; ok {
 				s.mu.Unlock()
 				if e.route != route || e.params != f.canonical() {
-					ae := &apiError{Status: 400, Type: "idempotency_error",
+					ae := &Error{Status: 400, Type: "idempotency_error",
 						Message: fmt.Sprintf("Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '%s' if you meant to execute a different request.", idemKey)}
 					writeJSON(w, 400, ae.body())
 					return
@@ -213,7 +217,7 @@ func (s *Sandbox) wake() {
 	}
 }
 
-func (s *Sandbox) authKey(r *http.Request) (string, *apiError) {
+func (s *Sandbox) authKey(r *http.Request) (string, *Error) {
 	h := r.Header.Get("Authorization")
 	key, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok {
@@ -222,19 +226,19 @@ func (s *Sandbox) authKey(r *http.Request) (string, *apiError) {
 		}
 	}
 	if !ok || key == "" {
-		return "", &apiError{Status: 401, Type: "invalid_request_error",
+		return "", &Error{Status: 401, Type: "invalid_request_error",
 			Message: "You did not provide an API key. Provide it as 'Authorization: Bearer sk_test_...'."}
 	}
 	if isLiveKey(key) {
-		return "", &apiError{Status: 401, Type: "invalid_request_error", Code: "api_key_expired",
+		return "", &Error{Status: 401, Type: "invalid_request_error", Code: "api_key_expired",
 			Message: "This is the paygate sandbox: it refuses live keys (sk_live_/rk_live_). Use a test key (sk_test_...)."}
 	}
 	if s.cfg.APIKey != "" && key != s.cfg.APIKey {
-		return "", &apiError{Status: 401, Type: "invalid_request_error",
+		return "", &Error{Status: 401, Type: "invalid_request_error",
 			Message: "Invalid API Key provided: " + redact(key)}
 	}
 	if s.cfg.APIKey == "" && !strings.HasPrefix(key, "sk_test_") && !strings.HasPrefix(key, "rk_test_") {
-		return "", &apiError{Status: 401, Type: "invalid_request_error",
+		return "", &Error{Status: 401, Type: "invalid_request_error",
 			Message: "Invalid API Key provided: " + redact(key) + " (the sandbox takes sk_test_ and rk_test_ keys)"}
 	}
 	return key, nil
@@ -271,7 +275,7 @@ var expandable = map[string]map[string]bool{
 }
 
 // expandResponse renders o with expand paths applied. Callers hold mu.
-func (s *Sandbox) expandResponse(o obj, paths []string) (obj, *apiError) {
+func (s *Sandbox) expandResponse(o obj, paths []string) (obj, *Error) {
 	out := render(o)
 	for _, p := range paths {
 		if err := s.expandPath(out, o, strings.Split(p, "."), p); err != nil {
@@ -283,7 +287,7 @@ func (s *Sandbox) expandResponse(o obj, paths []string) (obj, *apiError) {
 
 // expandPath replaces the id at path in out with the rendered object. src
 // is the stored object out was rendered from (for internal lists).
-func (s *Sandbox) expandPath(out obj, src obj, path []string, full string) *apiError {
+func (s *Sandbox) expandPath(out obj, src obj, path []string, full string) *Error {
 	typ, _ := out["object"].(string)
 	if typ == "list" || typ == "search_result" {
 		if path[0] != "data" || len(path) < 2 {
@@ -336,7 +340,7 @@ func (s *Sandbox) expandPath(out obj, src obj, path []string, full string) *apiE
 // retrieve answers GET /v1/<type>/{id}; an unknown id is a 404
 // resource_missing naming param.
 func (s *Sandbox) retrieve(typ, param string) apiFunc {
-	return func(r *http.Request, f form) (obj, *apiError) {
+	return func(r *http.Request, f form) (obj, *Error) {
 		c := &checker{f: f}
 		if c.allow(); c.err != nil {
 			return nil, c.err
@@ -352,7 +356,7 @@ func (s *Sandbox) retrieve(typ, param string) apiFunc {
 
 // listOf answers GET /v1/<type> filtered by equality on the given fields.
 func (s *Sandbox) listOf(typ string, filters []string) apiFunc {
-	return func(r *http.Request, f form) (obj, *apiError) {
+	return func(r *http.Request, f form) (obj, *Error) {
 		c := &checker{f: f}
 		keys := append([]string{"limit", "starting_after", "ending_before", "created"}, filters...)
 		if c.allow(keys...); c.err != nil {
@@ -381,7 +385,7 @@ func (s *Sandbox) listOf(typ string, filters []string) apiFunc {
 // page cuts one page out of ids (newest first) with Stripe's list
 // parameters: limit (1-100, default 10), starting_after, ending_before,
 // created[gte|gt|lte|lt].
-func (s *Sandbox) page(r *http.Request, f form, typ string, ids []string, keep func(obj) bool) (obj, *apiError) {
+func (s *Sandbox) page(r *http.Request, f form, typ string, ids []string, keep func(obj) bool) (obj, *Error) {
 	c := &checker{f: f}
 	limit, ok := c.integer(f, "limit", "limit", false, 1)
 	if !ok {

@@ -232,7 +232,7 @@ func (s *Sandbox) pageCheckoutPay(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if target == "" && ae == nil {
-		ae = &apiError{Message: "The payment did not complete."}
+		ae = &Error{Message: "The payment did not complete."}
 	}
 	if ae != nil {
 		s.checkoutPage(w, cs, 200, ae.Message)
