@@ -201,6 +201,9 @@
 //   - Charges never embed refunds (2023-10-16), but charge.refunds is
 //     expandable; there is no charge.updated event.
 //   - Times are whole seconds on the sandbox clock (real time plus Advance).
+//   - Every answer has 2023-10-16 shapes whatever Stripe-Version the client
+//     sends (stripe-go v76 sends 2023-10-16); answers say Stripe-Version:
+//     2023-10-16.
 //   - Live keys are always refused; any sk_test_/rk_test_ key is accepted
 //     unless Config.APIKey names the one to accept.
 package sandbox

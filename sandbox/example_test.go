@@ -65,3 +65,44 @@ func Example() {
 	// webhook: payment_intent.succeeded
 	// succeeded: true paid: 2500
 }
+
+// paymentd dev style: mount the sandbox under a prefix of a server you
+// already run, tell it its base URL, and point the webhooks at your own
+// handler once you know the address.
+func ExampleSandbox_Handler() {
+	sb, err := sandbox.New(sandbox.Config{WebhookSecret: "whsec_dev"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sb.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/sandbox/", http.StripPrefix("/sandbox", sb.Handler()))
+	mux.HandleFunc("POST /webhooks/stripe", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if _, err := webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"), "whsec_dev",
+			webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true}); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		}
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	sb.SetBaseURL(srv.URL + "/sandbox")
+	if err := sb.SetWebhook(srv.URL+"/webhooks/stripe", ""); err != nil {
+		log.Fatal(err)
+	}
+	sb.Run() // starts background delivery when Config.AutoDeliver is set
+
+	api := &client.API{}
+	api.Init("sk_test_dev", &stripe.Backends{
+		API: stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{URL: stripe.String(sb.URL())}),
+	})
+	pi, err := api.PaymentIntents.New(&stripe.PaymentIntentParams{Amount: stripe.Int64(990), Currency: stripe.String("eur")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(pi.Status)
+	fmt.Println(sb.DeliverAll().Sent, "delivered")
+	// Output:
+	// requires_payment_method
+	// 1 delivered
+}
