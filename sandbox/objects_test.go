@@ -207,8 +207,14 @@ func TestObjectsMatchSpec(t *testing.T) {
 			}
 		}
 	}
-	for _, path := range []string{"/v1/payment_intents/pi_nope", "/v1/refunds?limit=1000", "/v1/nothing"} {
-		status, body := rawCall(t, sb, "GET", path, nil, nil)
+	declined := newIntent(t, api, "pay_declined", 100)
+	for _, path := range []string{"/v1/payment_intents/pi_nope", "/v1/refunds?limit=1000", "/v1/nothing",
+		"POST /v1/payment_intents/" + declined.ID + "/confirm?payment_method=pm_card_chargeDeclined"} {
+		method := "GET"
+		if m, p, ok := strings.Cut(path, " "); ok {
+			method, path = m, p
+		}
+		status, body := rawCall(t, sb, method, path, url.Values{}, nil)
 		if status < 400 {
 			t.Fatalf("GET %s: %d", path, status)
 		}
