@@ -57,7 +57,6 @@ type receiver struct {
 	t      *testing.T
 	srv    *httptest.Server
 	secret string
-	now    func() time.Time
 
 	mu     sync.Mutex
 	events []stripe.Event
@@ -69,7 +68,7 @@ type receiver struct {
 
 func newReceiver(t *testing.T, sb *Sandbox) *receiver {
 	t.Helper()
-	rc := &receiver{t: t, secret: sb.WebhookSecret(), now: sb.Now}
+	rc := &receiver{t: t, secret: sb.WebhookSecret()}
 	if err := sb.SetWebhook(newReceiverHTTP(t, rc), ""); err != nil {
 		t.Fatal(err)
 	}

@@ -111,9 +111,6 @@ func everyFlow(t *testing.T, sb *Sandbox, api *client.API) {
 	newCheckout(t, api, "pay_open", 100)
 }
 
-// schemaFor names the spec schema of a Stripe object type.
-func schemaFor(object string) string { return object }
-
 // TestObjectsMatchSpec walks every object the sandbox made in every flow,
 // as the API returns it (and as events carry it), and validates each
 // against Stripe's OpenAPI spec.
@@ -159,7 +156,7 @@ func TestObjectsMatchSpec(t *testing.T) {
 					t.Fatalf("GET %s%s%s: %d %s", prefix, id, q, status, body)
 				}
 				v := decodeJSON(t, body).(map[string]any)
-				for _, e := range sp.validate(schemaFor(typ), v) {
+				for _, e := range sp.validate(typ, v) {
 					t.Errorf("%s %s%s: %s", typ, id, q, e)
 				}
 				if st, ok := v["status"].(string); ok {
@@ -173,7 +170,7 @@ func TestObjectsMatchSpec(t *testing.T) {
 				}
 				ev := decodeJSON(t, body).(map[string]any)
 				obj := ev["data"].(map[string]any)["object"].(map[string]any)
-				for _, e := range sp.validate(schemaFor(obj["object"].(string)), obj) {
+				for _, e := range sp.validate(obj["object"].(string), obj) {
 					t.Errorf("event %s (%s) data.object: %s", id, ev["type"], e)
 				}
 			}
@@ -202,7 +199,7 @@ func TestObjectsMatchSpec(t *testing.T) {
 		}
 		for i, it := range l["data"].([]any) {
 			m := it.(map[string]any)
-			for _, e := range sp.validate(schemaFor(m["object"].(string)), m) {
+			for _, e := range sp.validate(m["object"].(string), m) {
 				t.Errorf("GET %s data[%d]: %s", path, i, e)
 			}
 		}
