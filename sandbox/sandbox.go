@@ -9,7 +9,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"time"
@@ -111,7 +110,8 @@ type Sandbox struct {
 	// the background deliverer and a test both deliver.
 	deliverMu sync.Mutex
 
-	server *httptest.Server
+	server *http.Server
+	served chan struct{}
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	once   sync.Once
@@ -201,20 +201,22 @@ func NewServer(cfg Config) (*Sandbox, error) {
 }
 
 // Start serves the sandbox on a fresh 127.0.0.1 port (like
-// httptest.NewServer), sets the base URL to it unless Config.BaseURL was
+// httptest.NewServer, without importing it into your binary), sets the base URL to it unless Config.BaseURL was
 // set, and starts background delivery when Config.AutoDeliver is set.
 func (s *Sandbox) Start() error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("sandbox: listen: %w", err)
 	}
-	s.server = httptest.NewUnstartedServer(s.Handler())
-	s.server.Listener.Close()
-	s.server.Listener = l
-	s.server.Start()
+	s.server = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.served = make(chan struct{})
+	go func() {
+		defer close(s.served)
+		_ = s.server.Serve(l)
+	}()
 	s.mu.Lock()
 	if s.baseURL == "" {
-		s.baseURL = s.server.URL
+		s.baseURL = "http://" + l.Addr().String()
 	}
 	s.mu.Unlock()
 	s.Run()
@@ -272,8 +274,8 @@ func (s *Sandbox) Close() {
 		close(s.stop)
 	}
 	if s.server != nil {
-		s.server.CloseClientConnections()
-		s.server.Close()
+		_ = s.server.Close() // closes the listener and every connection
+		<-s.served
 	}
 	s.wg.Wait()
 }
