@@ -134,6 +134,9 @@ func (s *Sandbox) controlRoutes(mux *http.ServeMux) {
 		rep := s.DeliverAll()
 		return map[string]any{"sent": rep.Sent, "failed": rep.Failed, "dropped": rep.Dropped, "pending": rep.Pending}, nil
 	})
+	ctl("POST /_sandbox/events/{id}/redeliver", func(r *http.Request, b body) (any, error) {
+		return nil, s.Redeliver(id(r))
+	})
 	ctl("GET /_sandbox/deliveries", func(r *http.Request, b body) (any, error) {
 		return s.Deliveries(), nil
 	})

@@ -137,6 +137,7 @@
 // Settle, ExpireSession, Refund (a Dashboard refund), SucceedRefund,
 // FailRefund, Dispute, UpdateDispute, CloseDispute, Advance, Now,
 // FailNext (faults), SetChaos (webhook chaos), SetWebhook, DeliverAll,
+// Redeliver,
 // Deliveries, Events, EventTypes, Truth, Truths, Object, SessionIntent,
 // LinkSessions, Reset. The same over HTTP, JSON in and out, no key:
 //
@@ -155,7 +156,8 @@
 //	POST /_sandbox/faults   {"count","path","method","status","hang","hang_seconds","after_execute"}
 //	POST /_sandbox/chaos    {"seed","duplicate","reorder","delay","drop","delay_seconds"}
 //	POST /_sandbox/webhook  {"url","secret"}
-//	POST /_sandbox/deliver, GET /_sandbox/deliveries, GET /_sandbox/events
+//	POST /_sandbox/deliver, GET /_sandbox/deliveries, GET /_sandbox/events,
+//	POST /_sandbox/events/{id}/redeliver
 //	GET  /_sandbox/truth, GET /_sandbox/truth/{paygate_payment_id}
 //	POST /_sandbox/reset
 //

@@ -245,6 +245,21 @@ func Sign(payload []byte, secret string, t time.Time) string {
 	return fmt.Sprintf("t=%s,v1=%s", ts, hex.EncodeToString(mac.Sum(nil)))
 }
 
+// Redeliver queues an event for delivery again, now (as the Dashboard's
+// "Resend" does), whatever became of its earlier deliveries. The next
+// DeliverAll sends it.
+func (s *Sandbox) Redeliver(eventID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ev := s.get("event", eventID)
+	if ev == nil {
+		return fmt.Errorf("%w: event %q", ErrNotFound, eventID)
+	}
+	payload, _ := json.MarshalIndent(render(ev), "", "  ")
+	s.queue = append(s.queue, &delivery{event: eventID, typ: ev["type"].(string), payload: payload, due: s.now()})
+	return nil
+}
+
 // Deliveries returns every delivery attempt so far, in order.
 func (s *Sandbox) Deliveries() []Delivery {
 	s.mu.Lock()

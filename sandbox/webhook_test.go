@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -90,6 +91,18 @@ func TestWebhookRetries(t *testing.T) {
 	}
 	if got := rc.types(); len(got) != 1 {
 		t.Fatalf("accepted %v", got)
+	}
+	// Resending an event delivers it once more, with the same payload.
+	first := sb.Events()[0]
+	must(t, sb.Redeliver(first.ID))
+	if rep := sb.DeliverAll(); rep.Sent != 1 {
+		t.Fatalf("redeliver: %+v", rep)
+	}
+	if got := rc.events; len(got) != 2 || got[1].ID != first.ID {
+		t.Fatalf("after redeliver: %v", rc.types())
+	}
+	if err := sb.Redeliver("evt_nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("redeliver unknown: %v", err)
 	}
 	// Retries stop after the schedule runs out.
 	short := newTestSandbox(t, Config{RetrySchedule: []time.Duration{time.Minute}})
