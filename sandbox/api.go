@@ -331,6 +331,13 @@ func (s *Sandbox) createSession(r *http.Request, f form) (obj, *Error) {
 	if len(pmt) == 0 {
 		pmt = []string{"card", "us_bank_account"}
 	}
+	var total int64
+	for _, it := range items {
+		total += toInt(it["amount_total"])
+	}
+	if err := checkAmount(total, str(items[0]["currency"]), "line_items"); err != nil {
+		return nil, err
+	}
 	return s.newSession(items, sessionOpts{success: success, cancel: cancel, ref: ref, email: email, md: md,
 		pimd: pimd, pidesc: pidesc, expires: expires, pmt: pmt}), nil
 }
@@ -478,6 +485,9 @@ func (s *Sandbox) createIntent(r *http.Request, f form) (obj, *Error) {
 		return nil, c.err
 	}
 	if err := checkCurrency(cur, "currency"); err != nil {
+		return nil, err
+	}
+	if err := checkAmount(amount, cur, "amount"); err != nil {
 		return nil, err
 	}
 	if auto && len(pmt) > 0 {
@@ -688,6 +698,29 @@ func (s *Sandbox) retrieveWebhookEndpoint(r *http.Request, f form) (obj, *Error)
 		return nil, notFound("webhook_endpoint", "id", r.PathValue("id"))
 	}
 	return s.webhookEndpoint(), nil
+}
+
+// minimumCharge is Stripe's minimum charge amount per currency, in minor
+// units, for the currencies whose minimum we know.
+var minimumCharge = map[string]int64{
+	"usd": 50, "eur": 50, "gbp": 30, "aud": 50, "cad": 50, "chf": 50, "nzd": 50, "sgd": 50, "inr": 50, "brl": 50,
+	"jpy": 50, "thb": 1000, "hkd": 400, "mxn": 1000, "sek": 300, "nok": 300, "dkk": 250, "pln": 200, "czk": 1500,
+	"huf": 17500, "myr": 200, "aed": 200, "ron": 200, "bgn": 100,
+}
+
+// checkAmount refuses amounts below Stripe's minimum charge for the
+// currency (amount_too_small) or above its maximum (amount_too_large).
+func checkAmount(amount int64, cur, param string) *Error {
+	cur = strings.ToLower(cur)
+	if minimum, ok := minimumCharge[cur]; ok && amount < minimum {
+		return &Error{Status: 400, Type: "invalid_request_error", Code: "amount_too_small", Param: param,
+			Message: fmt.Sprintf("Amount must be at least %s", money(minimum, cur))}
+	}
+	if amount > 99999999 {
+		return &Error{Status: 400, Type: "invalid_request_error", Code: "amount_too_large", Param: param,
+			Message: fmt.Sprintf("Amount must be no more than %s", money(99999999, cur))}
+	}
+	return nil
 }
 
 // checkCurrency accepts a three-letter ISO code.

@@ -190,6 +190,9 @@ func TestErrors(t *testing.T) {
 		{url.Values{"amount": {"12.5"}, "currency": {"usd"}}, "amount"},
 		{url.Values{"amount": {"100"}, "currency": {"dollars"}}, "currency"},
 		{url.Values{"amount": {"100"}, "currency": {"usd"}, "colour": {"red"}}, "colour"},
+		{url.Values{"amount": {"49"}, "currency": {"usd"}}, "amount"},
+		{url.Values{"amount": {"999"}, "currency": {"thb"}}, "amount"},
+		{url.Values{"amount": {"100000000"}, "currency": {"usd"}}, "amount"},
 		{url.Values{"amount": {"100"}, "currency": {"usd"}, "automatic_payment_methods[enabled]": {"maybe"}}, "automatic_payment_methods[enabled]"},
 	} {
 		status, body := rawCall(t, sb, "POST", "/v1/payment_intents", tc.form, nil)

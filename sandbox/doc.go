@@ -60,7 +60,10 @@
 // Errors are Stripe's error object ({"error":{"type","code","message",
 // "param"}}) with Stripe's statuses: 400 naming the param for a bad or
 // unknown parameter, 402 card_error (with the PaymentIntent) for a decline,
-// 404 resource_missing for an unknown id or route. Idempotency-Key works as
+// 404 resource_missing for an unknown id or route. Amounts below Stripe's
+// minimum charge for the currency (0.50 USD/EUR, 0.30 GBP, 10.00 THB, …)
+// are refused with amount_too_small, and above 999,999.99 with
+// amount_too_large, on PaymentIntents and Checkout Sessions, as at Stripe. Idempotency-Key works as
 // at Stripe: the same key and parameters replay the first answer
 // (Idempotent-Replayed: true), other parameters or another endpoint get 400
 // idempotency_error; answers to requests that failed validation are not
