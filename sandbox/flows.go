@@ -29,7 +29,7 @@ var Cards = []Card{
 	{Number: "4000002500003155", Brand: "visa", Label: "Visa: 3D Secure required", ThreeDS: true},
 	{Number: "4000002760003184", Brand: "visa", Label: "Visa: 3D Secure always", ThreeDS: true},
 	{Number: "4000000000000259", Brand: "visa", Label: "Visa: succeeds, then disputed", Dispute: true},
-	{Number: "4000000000007726", Brand: "visa", Label: "Visa: refunds stay pending", RefundMode: "pending"},
+	{Number: "4000000000007726", Brand: "visa", Label: "Visa: refunds start pending", RefundMode: "pending"},
 	{Number: "4000000000005126", Brand: "visa", Label: "Visa: refunds fail after succeeding", RefundMode: "fail"},
 	{Number: "000123456789", Brand: "", Label: "Bank debit: settles", BankDebit: true},
 	{Number: "000111111113", Brand: "", Label: "Bank debit: fails", BankDebit: true, DebitFails: true},
