@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -25,6 +26,12 @@ type Fault struct {
 	// the work but the client never heard (the idempotent retry then
 	// replays the real answer).
 	AfterExecute bool
+	// Remember keeps a 5xx answer under the request's Idempotency-Key, as
+	// Stripe's idempotency layer keeps the result of a POST that failed
+	// after it began: retries with the same key get the same 500 (which is
+	// why stripe-go does not retry POSTs on a 500). Without it, the fault
+	// is one the request never got past, and a retry executes.
+	Remember bool
 }
 
 // FailNext queues a fault for the next matching API calls.
@@ -57,9 +64,10 @@ func (s *Sandbox) takeFault(r *http.Request) *Fault {
 	return nil
 }
 
-// applyFault answers r as f says. It reports whether the call should go on
-// executing (a HangFor that ran out).
-func (s *Sandbox) applyFault(w http.ResponseWriter, r *http.Request, f *Fault) bool {
+// applyFault answers r as f says and returns the status and body it
+// answered with. It reports proceed when the call should go on as usual
+// (a hang whose HangFor ran out, with no Status to answer).
+func (s *Sandbox) applyFault(w http.ResponseWriter, r *http.Request, f *Fault) (proceed bool, status int, body []byte) {
 	if f.Hang {
 		var timeout <-chan time.Time
 		if f.HangFor > 0 {
@@ -69,12 +77,12 @@ func (s *Sandbox) applyFault(w http.ResponseWriter, r *http.Request, f *Fault) b
 		}
 		select {
 		case <-r.Context().Done():
-			return false
+			return false, 0, nil
 		case <-s.stop:
-			return false
+			return false, 0, nil
 		case <-timeout:
-			if f.Status == 0 || !f.AfterExecute {
-				return f.Status == 0
+			if f.Status == 0 {
+				return true, 0, nil
 			}
 		}
 	}
@@ -83,8 +91,9 @@ func (s *Sandbox) applyFault(w http.ResponseWriter, r *http.Request, f *Fault) b
 		ae = &Error{Status: 429, Type: "invalid_request_error", Code: "rate_limit",
 			Message: "Too many requests hit the API too quickly (sandbox fault injection)."}
 	}
-	writeJSON(w, ae.Status, ae.body())
-	return false
+	b, _ := json.MarshalIndent(ae.body(), "", "  ")
+	writeRaw(w, ae.Status, b)
+	return false, ae.Status, b
 }
 
 // ErrNotFound is returned by control methods given an unknown id.

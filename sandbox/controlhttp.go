@@ -28,6 +28,7 @@ func (s *Sandbox) controlRoutes(mux *http.ServeMux) {
 		Hang         bool    `json:"hang"`
 		HangSeconds  float64 `json:"hang_seconds"`
 		AfterExecute bool    `json:"after_execute"`
+		Remember     bool    `json:"remember"`
 		// chaos
 		Seed         uint64  `json:"seed"`
 		Duplicate    float64 `json:"duplicate"`
@@ -116,7 +117,7 @@ func (s *Sandbox) controlRoutes(mux *http.ServeMux) {
 	})
 	ctl("POST /_sandbox/faults", func(r *http.Request, b body) (any, error) {
 		s.FailNext(Fault{Count: b.Count, Path: b.Path, Method: b.Method, Status: b.Status, Hang: b.Hang,
-			HangFor: time.Duration(b.HangSeconds * float64(time.Second)), AfterExecute: b.AfterExecute})
+			HangFor: time.Duration(b.HangSeconds * float64(time.Second)), AfterExecute: b.AfterExecute, Remember: b.Remember})
 		return nil, nil
 	})
 	ctl("POST /_sandbox/chaos", func(r *http.Request, b body) (any, error) {

@@ -156,7 +156,7 @@
 //	POST /_sandbox/disputes/{id}/update               {"evidence"}
 //	POST /_sandbox/disputes/{id}/close                {"won": true|false}
 //	GET  /_sandbox/clock, POST /_sandbox/clock/advance {"seconds"}
-//	POST /_sandbox/faults   {"count","path","method","status","hang","hang_seconds","after_execute"}
+//	POST /_sandbox/faults   {"count","path","method","status","hang","hang_seconds","after_execute","remember"}
 //	POST /_sandbox/chaos    {"seed","duplicate","reorder","delay","drop","delay_seconds"}
 //	POST /_sandbox/webhook  {"url","secret"}
 //	POST /_sandbox/deliver, GET /_sandbox/deliveries, GET /_sandbox/events,
@@ -168,8 +168,10 @@
 // money, but do not expose it beyond your machine.
 //
 // Faults make the next N API calls (optionally by path and method) answer
-// 500 or 429, hang until the client gives up, or execute and then answer
-// 500 anyway (the idempotent retry then replays the real answer). Chaos
+// 500 or 429, hang until the client gives up (or answer late), execute and
+// then answer 500 anyway (the idempotent retry then replays the real
+// answer), or answer a 500 that the idempotency layer remembers (retries
+// with the same key get it again, as at Stripe). Chaos
 // drops, delays, duplicates and reorders webhook deliveries at given rates
 // from a seeded generator: one seed, one schedule. Truth is the sandbox's
 // view of a payment, by the paygate_payment_id metadata paygate puts on

@@ -65,6 +65,33 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("truth after the retry: %+v", tr.Refunds)
 	}
 
+	// Remember: the 500 is kept under the key; the same key gets it again,
+	// a fresh key executes.
+	sb.FailNext(Fault{Path: "/v1/refunds", Remember: true})
+	for i := 0; i < 2; i++ {
+		_, err = api.Refunds.New(refundParams(pi.ID, "rf_h", 100))
+		if se, ok := err.(*stripe.Error); !ok || se.HTTPStatusCode != 500 {
+			t.Fatalf("remembered 500, try %d: %v", i, err)
+		}
+	}
+	_, err = api.Refunds.New(refundParams(pi.ID, "rf_i", 100))
+	must(t, err)
+
+	// A slow call: it hangs, then executes.
+	sb.FailNext(Fault{Hang: true, HangFor: 100 * time.Millisecond, Path: "/v1/charges"})
+	start = time.Now()
+	_, err = api.Charges.Get(sb.Truth("pay_g").Charges[0].ID, nil)
+	must(t, err)
+	if time.Since(start) < 100*time.Millisecond {
+		t.Fatal("slow fault was not slow")
+	}
+	// A late 503.
+	sb.FailNext(Fault{Hang: true, HangFor: 50 * time.Millisecond, Status: 503, Path: "/v1/charges"})
+	_, err = api.Charges.Get(sb.Truth("pay_g").Charges[0].ID, nil)
+	if se, ok := err.(*stripe.Error); !ok || se.HTTPStatusCode != 503 {
+		t.Fatalf("late 503: %v", err)
+	}
+
 	// The control API injects the same faults.
 	req, _ := http.NewRequest("POST", sb.URL()+"/_sandbox/faults", stringsReader(`{"count":1,"status":503,"path":"/v1/charges"}`))
 	resp, err := http.DefaultClient.Do(req)

@@ -139,12 +139,6 @@ func (s *Sandbox) apiHandler(h apiFunc) http.Handler {
 			return
 		}
 		fault := s.takeFault(r)
-		if fault != nil && !fault.AfterExecute {
-			if !s.applyFault(w, r, fault) {
-				return
-			}
-			fault = nil
-		}
 		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 		raw, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -166,6 +160,20 @@ func (s *Sandbox) apiHandler(h apiFunc) http.Handler {
 		}
 		idemKey := r.Header.Get("Idempotency-Key")
 		route := r.Method + " " + r.URL.Path
+		if fault != nil && !fault.AfterExecute {
+			proceed, status, body := s.applyFault(w, r, fault)
+			if !proceed {
+				if fault.Remember && status >= 500 && r.Method == http.MethodPost && idemKey != "" {
+					s.mu.Lock()
+					if _, ok := s.idem[key+"\x00"+idemKey]; !ok {
+						s.idem[key+"\x00"+idemKey] = &idemEntry{route: route, params: f.canonical(), status: status, body: body}
+					}
+					s.mu.Unlock()
+				}
+				return
+			}
+			fault = nil
+		}
 		s.mu.Lock()
 		if r.Method == http.MethodPost && idemKey != "" {
 			if e, ok := s.idem[key+"\x00"+idemKey]; ok {
@@ -199,8 +207,9 @@ func (s *Sandbox) apiHandler(h apiFunc) http.Handler {
 		s.mu.Unlock()
 		s.wake()
 		if fault != nil {
-			s.applyFault(w, r, fault)
-			return
+			if proceed, _, _ := s.applyFault(w, r, fault); !proceed {
+				return
+			}
 		}
 		if idemKey != "" {
 			w.Header().Set("Idempotency-Key", idemKey)
