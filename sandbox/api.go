@@ -155,6 +155,7 @@ func (s *Sandbox) lineItems(c *checker, f form, allowPriceData bool) []obj {
 				prod = s.newProduct(name, desc, true, nil)["id"].(string)
 			}
 			price = s.newPrice(strings.ToLower(cur), amount, prod, "", nil)
+			price["_inline"] = true // made by price_data, carries no metadata
 		} else {
 			if c.err == nil {
 				c.err = missing(param + "[price]")

@@ -296,3 +296,29 @@ func TestPaymentLinkDeactivated(t *testing.T) {
 		t.Fatal("a deactivated link opened a session")
 	}
 }
+
+func TestUntagged(t *testing.T) {
+	t.Parallel()
+	sb := newTestSandbox(t, Config{})
+	api := stripeAPI(t, sb, testKey)
+	newLink(t, api, "pay_t", 500, "")
+	cs := newCheckout(t, api, "pay_t2", 500)
+	must(t, sb.PaySession(cs.ID, "4242424242424242"))
+	pi := newIntent(t, api, "pay_t3", 500)
+	must(t, sb.PayIntent(pi.ID, "4242424242424242"))
+	_, err := api.Refunds.New(refundParams(pi.ID, "rf_t", 100))
+	must(t, err)
+	_, err = sb.Refund(pi.ID, 100, "") // the Dashboard's: not checked
+	must(t, err)
+	if u := sb.Untagged(); len(u) != 0 {
+		t.Fatalf("untagged: %v", u)
+	}
+	bare, err := api.PaymentIntents.New(&stripe.PaymentIntentParams{Amount: stripe.Int64(500), Currency: stripe.String("usd")})
+	must(t, err)
+	_, err = api.Refunds.New(&stripe.RefundParams{PaymentIntent: stripe.String(pi.ID), Amount: stripe.Int64(50)})
+	must(t, err)
+	u := sb.Untagged()
+	if len(u) != 3 || !strings.Contains(u[0], bare.ID) {
+		t.Fatalf("untagged: %v", u)
+	}
+}

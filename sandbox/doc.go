@@ -141,7 +141,7 @@
 // FailRefund, Dispute, UpdateDispute, CloseDispute, Advance, Now,
 // FailNext (faults), SetChaos (webhook chaos), SetWebhook, DeliverAll,
 // Redeliver,
-// Deliveries, Events, EventTypes, Truth, Truths, Object, SessionIntent,
+// Deliveries, Events, EventTypes, Truth, Truths, Untagged, Object, SessionIntent,
 // LinkSessions, Reset. The same over HTTP, JSON in and out, no key:
 //
 //	POST /_sandbox/payment_links/{id}/visit           -> {"checkout_session"}

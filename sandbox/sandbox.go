@@ -427,6 +427,9 @@ func (s *Sandbox) add(o obj) {
 	typ := o["object"].(string)
 	s.seq++
 	o["_seq"] = s.seq
+	if s.curReq != nil {
+		o["_api"] = true // made by an API call, not by a customer or the Dashboard
+	}
 	s.objs[id] = o
 	s.byType[typ] = append(s.byType[typ], id)
 }

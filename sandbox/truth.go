@@ -212,3 +212,38 @@ func (s *Sandbox) truths(only string) map[string]PaymentTruth {
 	}
 	return res
 }
+
+// Untagged lists the objects made through the API that lack the metadata
+// paygate promises: prices, payment links, Checkout Sessions and
+// PaymentIntents without metadata.paygate_payment_id (a session's
+// PaymentIntent is checked too: its metadata comes from
+// payment_intent_data), and refunds without paygate_payment_id or
+// paygate_refund_id. Dashboard refunds and products are not checked.
+// A scenario test expects it to be empty.
+func (s *Sandbox) Untagged() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, typ := range []string{"price", "payment_link", "checkout.session", "payment_intent", "refund"} {
+		for _, id := range s.byType[typ] {
+			o := s.objs[id]
+			api := o["_api"] == true && o["_inline"] != true
+			if typ == "payment_intent" {
+				if cs := s.sessionOf(o); cs != nil {
+					api = cs["_api"] == true
+				}
+			}
+			if !api {
+				continue
+			}
+			md, _ := o["metadata"].(map[string]any)
+			if str(md[MetadataPaymentKey]) == "" {
+				out = append(out, typ+" "+id+": no metadata."+MetadataPaymentKey)
+			}
+			if typ == "refund" && str(md[MetadataRefundKey]) == "" {
+				out = append(out, typ+" "+id+": no metadata."+MetadataRefundKey)
+			}
+		}
+	}
+	return out
+}
