@@ -30,8 +30,9 @@ func TestIdempotency(t *testing.T) {
 	if a.ID != b.ID || a.ClientSecret != b.ClientSecret {
 		t.Fatalf("replay made a new intent: %s vs %s", a.ID, b.ID)
 	}
-	if b.LastResponse.Header.Get("Idempotent-Replayed") != "true" {
-		t.Error("replay not marked Idempotent-Replayed")
+	if b.LastResponse.Header.Get("Idempotent-Replayed") != "true" || b.LastResponse.Header.Get("Original-Request") != a.LastResponse.RequestID {
+		t.Errorf("replay headers: Idempotent-Replayed %q, Original-Request %q (first request %s)",
+			b.LastResponse.Header.Get("Idempotent-Replayed"), b.LastResponse.Header.Get("Original-Request"), a.LastResponse.RequestID)
 	}
 	if n := len(sb.Truth("pay_i").PaymentIntents); n != 1 {
 		t.Fatalf("%d intents after a replay", n)

@@ -30,11 +30,11 @@
 // unless Config.AutoDeliver runs a background deliverer. Deliveries are
 // sent one at a time and DeliverAll waits for each answer, so a webhook
 // handler must not call DeliverAll or Advance itself (it would wait for
-// itself); it may call the API. Signatures are
-// Stripe's: Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.payload">
-// keyed with the whsec_ secret, stamped with the sandbox clock; a receiver
-// that checks timestamp tolerance must use the same clock (paygate:
-// Config.Now = sb.Now) once a test has called Advance.
+// itself); it may call the API. Signatures are Stripe's: Stripe-Signature:
+// t=<unix>,v1=<hex HMAC-SHA256 of "t.payload"> keyed with the whsec_
+// secret, stamped with the sandbox clock; a receiver that checks timestamp
+// tolerance must use the same clock (paygate: Config.Now = sb.Now) once a
+// test has called Advance.
 //
 // # The API
 //

@@ -65,6 +65,7 @@ func stateErr(msg string) *Error {
 
 // idemEntry is a remembered answer to an idempotent request.
 type idemEntry struct {
+	reqID  string // the request that made the answer
 	route  string
 	params string
 	status int
@@ -166,7 +167,7 @@ func (s *Sandbox) apiHandler(h apiFunc) http.Handler {
 				if fault.Remember && status >= 500 && r.Method == http.MethodPost && idemKey != "" {
 					s.mu.Lock()
 					if _, ok := s.idem[key+"\x00"+idemKey]; !ok {
-						s.idem[key+"\x00"+idemKey] = &idemEntry{route: route, params: f.canonical(), status: status, body: body}
+						s.idem[key+"\x00"+idemKey] = &idemEntry{reqID: reqID, route: route, params: f.canonical(), status: status, body: body}
 					}
 					s.mu.Unlock()
 				}
@@ -185,7 +186,7 @@ func (s *Sandbox) apiHandler(h apiFunc) http.Handler {
 					return
 				}
 				w.Header().Set("Idempotent-Replayed", "true")
-				w.Header().Set("Original-Request", "req_replayed")
+				w.Header().Set("Original-Request", e.reqID)
 				writeRaw(w, e.status, e.body)
 				return
 			}
@@ -202,7 +203,7 @@ func (s *Sandbox) apiHandler(h apiFunc) http.Handler {
 		}
 		body, _ := json.MarshalIndent(out, "", "  ")
 		if r.Method == http.MethodPost && idemKey != "" && (ae == nil || ae.Type != "invalid_request_error") {
-			s.idem[key+"\x00"+idemKey] = &idemEntry{route: route, params: f.canonical(), status: status, body: body}
+			s.idem[key+"\x00"+idemKey] = &idemEntry{reqID: reqID, route: route, params: f.canonical(), status: status, body: body}
 		}
 		s.mu.Unlock()
 		s.wake()
