@@ -520,6 +520,12 @@ func (s *Sandbox) setRefundStatus(re obj, status, failure string) *Error {
 	return nil
 }
 
+// disputeReasons are Stripe's dispute reasons.
+var disputeReasons = map[string]bool{"bank_cannot_process": true, "check_returned": true, "credit_not_processed": true,
+	"customer_initiated": true, "debit_not_authorized": true, "duplicate": true, "fraudulent": true, "general": true,
+	"incorrect_account_details": true, "insufficient_funds": true, "product_not_received": true,
+	"product_unacceptable": true, "subscription_canceled": true, "unrecognized": true}
+
 // openDispute opens a dispute on a succeeded charge.
 func (s *Sandbox) openDispute(ch obj, reason string) (obj, *Error) {
 	if ch["status"] != "succeeded" {
@@ -530,6 +536,9 @@ func (s *Sandbox) openDispute(ch obj, reason string) (obj, *Error) {
 	}
 	if reason == "" {
 		reason = "fraudulent"
+	}
+	if !disputeReasons[reason] {
+		return nil, invalid("reason", "Invalid dispute reason: "+reason+" (Stripe's reasons: bank_cannot_process, credit_not_processed, customer_initiated, debit_not_authorized, duplicate, fraudulent, general, incorrect_account_details, insufficient_funds, product_not_received, product_unacceptable, subscription_canceled, unrecognized)")
 	}
 	evidence := obj{"enhanced_evidence": obj{}}
 	for _, k := range []string{"access_activity_log", "billing_address", "cancellation_policy", "cancellation_policy_disclosure",

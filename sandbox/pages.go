@@ -365,7 +365,10 @@ func (s *Sandbox) local(p string) string {
 	return p
 }
 
-// returnWith adds Stripe's redirect parameters to a return_url.
+// returnWith adds Stripe's redirect parameters to a return_url:
+// payment_intent, payment_intent_client_secret and redirect_status
+// (succeeded, pending while processing, or failed). As with Stripe, the
+// merchant should read the PaymentIntent rather than trust redirect_status.
 func returnWith(ret string, pi obj) string {
 	u, err := url.Parse(ret)
 	if err != nil {
