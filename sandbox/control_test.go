@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -130,7 +131,7 @@ func TestPagesServeWithoutExternalAssets(t *testing.T) {
 	api := stripeAPI(t, sb, testKey)
 	cs := newCheckout(t, api, "pay_p", 1234)
 	pi := newIntent(t, api, "pay_q", 99)
-	for _, path := range []string{"/", "/checkout/" + cs.ID, "/confirm?client_secret=" + pi.ClientSecret, "/authenticate/" + pi.ID} {
+	for _, path := range []string{"/", "/checkout/" + cs.ID, "/confirm?client_secret=" + pi.ClientSecret, "/authenticate/" + pi.ID, "/_sandbox/dashboard"} {
 		resp, err := http.Get(sb.URL() + path)
 		must(t, err)
 		b, _ := io.ReadAll(resp.Body)
@@ -153,5 +154,41 @@ func TestPagesServeWithoutExternalAssets(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("checkout page lacks %s", want)
 		}
+	}
+}
+
+func TestDashboardPage(t *testing.T) {
+	t.Parallel()
+	sb := newTestSandbox(t, Config{})
+	rc := newReceiver(t, sb)
+	api := stripeAPI(t, sb, testKey)
+	pi := newIntent(t, api, "pay_dash", 1200)
+	must(t, sb.PayIntent(pi.ID, "4242424242424242"))
+	resp, err := http.Get(sb.URL() + "/_sandbox/dashboard")
+	must(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `id="refund-`+pi.ID+`"`) || !strings.Contains(string(b), "pay_dash") {
+		t.Fatalf("dashboard: %d\n%s", resp.StatusCode, b)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, form := range []url.Values{
+		{"action": {"refund"}, "id": {pi.ID}},
+		{"action": {"deliver"}},
+		{"action": {"dispute"}, "id": {"pi_nope"}},
+	} {
+		resp, err := noFollow.PostForm(sb.URL()+"/_sandbox/dashboard", form)
+		must(t, err)
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != 303 || !strings.HasPrefix(loc, "/_sandbox/dashboard") || (form.Get("id") == "pi_nope") != strings.Contains(loc, "error=") {
+			t.Fatalf("%v: %d %s", form, resp.StatusCode, loc)
+		}
+	}
+	if got := rc.types(); len(got) != 5 || got[3] != "charge.refunded" {
+		t.Fatalf("events %v", got)
+	}
+	if tr := sb.Truth("pay_dash"); tr.AmountRefunded != 1200 {
+		t.Fatalf("truth %+v", tr)
 	}
 }

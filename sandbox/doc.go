@@ -130,6 +130,10 @@
 //	                         and redirect_status, as Stripe does
 //	/sandbox.js              PaygateSandbox.mount("#el", {clientSecret, returnUrl}) puts
 //	                         the confirm page in an iframe (its form posts to the top window)
+//	/_sandbox/dashboard      the "Dashboard": PaymentIntents, refunds and disputes with
+//	                         buttons to refund, dispute, settle or fail a bank debit, fail
+//	                         or succeed a refund, submit evidence, win or lose a dispute,
+//	                         advance the clock and deliver webhooks
 //
 // Payment link and Checkout Session url fields point at these pages on the
 // sandbox's base URL.

@@ -23,6 +23,8 @@ func (s *Sandbox) pageRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /confirm", s.pageConfirmPost)
 	mux.HandleFunc("GET /receipts/{id}", s.pageReceipt)
 	mux.HandleFunc("GET /sandbox.js", s.script)
+	mux.HandleFunc("GET /_sandbox/dashboard", s.pageDashboard)
+	mux.HandleFunc("POST /_sandbox/dashboard", s.pageDashboardPost)
 }
 
 const pageCSS = `body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f8fa;color:#1f2328}
@@ -122,7 +124,7 @@ func money(amount int64, cur string) string {
 
 func (s *Sandbox) pageIndex(w http.ResponseWriter, r *http.Request) {
 	s.render(w, 200, pageData{Title: "paygate sandbox",
-		Message: "The Stripe API is under /v1/, payment links open under /pay/{id}, Checkout Sessions under /checkout/{id}, PaymentIntents confirm under /confirm?client_secret=..., and the control API is under /_sandbox/."})
+		Message: "The Stripe API is under /v1/, payment links open under /pay/{id}, Checkout Sessions under /checkout/{id}, PaymentIntents confirm under /confirm?client_secret=..., the Dashboard is /_sandbox/dashboard, and the control API is under /_sandbox/."})
 }
 
 func (s *Sandbox) pageLink(w http.ResponseWriter, r *http.Request) {
