@@ -70,6 +70,12 @@ type Config struct {
 	// http(s)). Without it no callback is queued. Delivery is the callback
 	// package's Engine, run beside the Gateway.
 	CallbackURL string
+	// NoWebhookBatching records every webhook event in a transaction of its
+	// own. By default, when the Store can (store.Store can), concurrent
+	// webhook events share a transaction and its commit (group commit);
+	// each is still answered only after its commit.
+	NoWebhookBatching bool
+
 	// OnCallbacksQueued, if set, is called after a webhook's transaction
 	// queued callbacks: point it at callback.Engine.Wake so they go out at
 	// once instead of at the engine's next poll.
@@ -205,7 +211,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.logs = newLogWriter(g, cfg.SystemLogBuffer)
 	}
 	g.started = g.now()
-	if bs, ok := cfg.Store.(WebhookBatchStore); ok {
+	if bs, ok := cfg.Store.(WebhookBatchStore); ok && !cfg.NoWebhookBatching {
 		g.ingest = &batcher{store: bs, observe: g.metrics.ingestBatch}
 	}
 	if cfg.StripeSecretKey != "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -81,12 +82,14 @@ func recordBatch(ctx context.Context, tx pgx.Tx, recs []*paygate.WebhookRecord) 
 	}
 
 	// (1) Lock and read.
-	const named = `p.id = ANY($1) OR p.id IN (SELECT r.payment_id FROM paygate_payment_refs r WHERE r.stripe_id = ANY($2))`
+	// The ids are gathered first (an InitPlan), so the payments are read
+	// by their primary key.
+	const named = `p.id = ANY(ARRAY(SELECT unnest($1::text[]) UNION SELECT r.payment_id FROM paygate_payment_refs r WHERE r.stripe_id = ANY($2)))`
 	b := &pgx.Batch{}
 	b.Queue(`SELECT `+paymentColumns+` FROM paygate_payments p WHERE `+named+` ORDER BY p.id FOR UPDATE`, payIDs, stripeIDs)
 	// Statements after the lock see every refund committed before it.
-	b.Queue(`SELECT id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at FROM paygate_refunds
-		WHERE payment_id IN (SELECT p.id FROM paygate_payments p WHERE `+named+`) ORDER BY created_at, id`, payIDs, stripeIDs)
+	b.Queue(`SELECT id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at FROM paygate_refunds p
+		WHERE `+strings.Replace(named, "p.id = ANY", "p.payment_id = ANY", 1)+` ORDER BY created_at, id`, payIDs, stripeIDs)
 	b.Queue(`SELECT stripe_id, payment_id FROM paygate_payment_refs WHERE stripe_id = ANY($1)`, stripeIDs)
 	b.Queue(`SELECT id FROM paygate_webhook_events WHERE id = ANY($1)`, eventIDs)
 	br := tx.SendBatch(ctx, b)
