@@ -180,6 +180,9 @@ func listCases() []listCase {
 		{"events/status", func(ctx context.Context, s *store.Store, pp paygate.PageParams) (int, *string, error) {
 			return pageOf(s.ListWebhookEvents(ctx, paygate.WebhookEventFilter{Status: paygate.EventFailed, PageParams: pp}))
 		}},
+		{"events/status=processed", func(ctx context.Context, s *store.Store, pp paygate.PageParams) (int, *string, error) {
+			return pageOf(s.ListWebhookEvents(ctx, paygate.WebhookEventFilter{Status: paygate.EventProcessed, PageParams: pp}))
+		}},
 		{"callbacks", func(ctx context.Context, s *store.Store, pp paygate.PageParams) (int, *string, error) {
 			return pageOf(s.ListCallbackAttempts(ctx, paygate.CallbackFilter{PageParams: pp}))
 		}},
