@@ -159,6 +159,10 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
+// claimBatch is how many due callbacks a worker claims in one query; they
+// are sent at once, each within its lease.
+const claimBatch = 8
+
 // Lease is how long this engine's workers hold a claimed callback.
 func (e *Engine) Lease() time.Duration { return e.cfg.Lease }
 
@@ -190,7 +194,7 @@ func (e *Engine) work(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		n, err := e.deliverDue(ctx, 1)
+		n, err := e.deliverDue(ctx, claimBatch)
 		if err != nil && ctx.Err() == nil {
 			e.log.LogAttrs(ctx, slog.LevelError, "callback: claim failed", slog.String("error", err.Error()))
 		}
