@@ -12,6 +12,8 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
+
+	"github.com/numedapp/paygate/callback"
 )
 
 // StripeAPIVersion is the Stripe API version paygate speaks (stripe-go v76).
@@ -67,8 +69,7 @@ type Config struct {
 	WebhookTolerance time.Duration
 
 	// CallbackURL is the merchant's endpoint for callbacks (absolute
-	// http(s)). Without it no callback is queued. Delivery is the callback
-	// package's Engine, run beside the Gateway.
+	// http(s)). Without it no callback is queued. Run delivers them.
 	CallbackURL string
 	// NoWebhookBatching records every webhook event in a transaction of its
 	// own. By default, when the Store can (store.Store can), concurrent
@@ -76,22 +77,52 @@ type Config struct {
 	// each is still answered only after its commit.
 	NoWebhookBatching bool
 
-	// OnCallbacksQueued, if set, is called after a webhook's transaction
-	// queued callbacks: point it at callback.Engine.Wake so they go out at
-	// once instead of at the engine's next poll.
+	// CallbackSecrets sign the callbacks (whsec_…, base64 of 24+ random
+	// bytes; several during a rotation, the first signs). Run refuses to
+	// start without one when CallbackURL is set: the callbacks queued could
+	// never be sent.
+	CallbackSecrets []string
+	// CallbackEngine tunes the callback delivery Run starts (Timeout,
+	// Schedule, Workers, PollInterval, HTTPClient, …; zero fields take the
+	// callback package's defaults). Its Queue, Secrets, Logger and
+	// OnAttempt are set by the Gateway, from Store, CallbackSecrets, Logger
+	// and its metrics; Now defaults to Config.Now.
+	CallbackEngine callback.Config
+	// OnCallbacksQueued, if set, is called after a transaction queued
+	// callbacks. Run's engine is woken on its own; this is for an engine
+	// run outside Run.
 	OnCallbacksQueued func()
+
+	// ReconcileInterval is how often Run catches up with Stripe
+	// (Reconcile): the Events API since the last pass, then every payment
+	// that is not final. Default DefaultReconcileInterval (15 min); a
+	// negative value turns the loop off. Nothing is reconciled without a
+	// StripeSecretKey. The first pass runs one interval after Run starts.
+	ReconcileInterval time.Duration
+	// ReconcileBudget bounds the sweep of non-final payments in one pass;
+	// the next pass resumes where it stopped. Default
+	// DefaultReconcileBudget (5 min).
+	ReconcileBudget time.Duration
+	// WebhookEndpointURL is the public URL Stripe sends events to
+	// (https://your-host/api/webhooks/stripe). Run and Health check that
+	// Stripe's webhook endpoint for it is pinned to StripeAPIVersion and
+	// enabled for every handled event type. Default: any endpoint whose
+	// URL path ends in WebhookPath.
+	WebhookEndpointURL string
 
 	// DefaultCurrency is used when a request names none. Default "usd".
 	DefaultCurrency string
 
 	// SystemLogs turns on the system log (API.md §5): a row for every API
 	// request, webhook outcome, payment action and error, written in batches
-	// off the request path. With it on, call Close when shutting down.
+	// off the request path by Run (without Run, rows wait in the buffer
+	// until Close writes them; past the buffer they are dropped).
 	SystemLogs bool
 	// SystemLogBuffer bounds the rows waiting to be written; past it rows
 	// are dropped and counted. Default DefaultSystemLogBuffer.
 	SystemLogBuffer int
-	// SystemLogRetention is how long rows are kept. Default 30 days.
+	// SystemLogRetention is how long rows are kept: Run's housekeeping
+	// deletes older ones (with SystemLogs on or off). Default 30 days.
 	SystemLogRetention time.Duration
 	// Metrics turns on Prometheus metrics: GET /metrics on Handler, and
 	// MetricsHandler. Off by default.
@@ -129,10 +160,18 @@ type Gateway struct {
 	metrics          *metrics   // nil unless Metrics
 	secrets          []string   // redacted from logs by value
 	ingest           *batcher   // nil unless the Store records webhook events in batches
+
+	running  atomic.Bool                     // Run has been called
+	engine   atomic.Pointer[callback.Engine] // Run's callback engine, while it runs
+	leaseID  string                          // this Gateway's holder name for leases
+	endpoint atomic.Pointer[EndpointCheck]   // the last webhook endpoint check
 }
 
-// New validates cfg, applies its defaults and returns a Gateway. It returns
-// a *Error naming the offending Config field when cfg is invalid.
+// New validates cfg, applies its defaults and returns a Gateway. It starts
+// nothing: the API (Handler and the methods) works at once; Run runs the
+// background parts (callback delivery, reconciliation, housekeeping, the
+// system log writer). It returns a *Error naming the offending Config field
+// when cfg is invalid.
 func New(cfg Config) (*Gateway, error) {
 	if cfg.Store == nil {
 		return nil, configError("Store", "is required")
@@ -161,6 +200,22 @@ func New(cfg Config) (*Gateway, error) {
 		if err := checkURL("CallbackURL", cfg.CallbackURL); err != nil {
 			return nil, configError("CallbackURL", "must be an absolute http(s) URL")
 		}
+	}
+	if len(cfg.CallbackSecrets) > 0 {
+		if _, err := callback.NewSigner(cfg.CallbackSecrets...); err != nil {
+			return nil, configError("CallbackSecrets", "must hold whsec_ secrets of at least 24 random bytes (base64)")
+		}
+	}
+	if cfg.WebhookEndpointURL != "" {
+		if err := checkURL("WebhookEndpointURL", cfg.WebhookEndpointURL); err != nil {
+			return nil, configError("WebhookEndpointURL", "must be an absolute http(s) URL")
+		}
+	}
+	if cfg.ReconcileInterval == 0 {
+		cfg.ReconcileInterval = DefaultReconcileInterval
+	}
+	if cfg.ReconcileBudget <= 0 {
+		cfg.ReconcileBudget = DefaultReconcileBudget
 	}
 	if cfg.WebhookTolerance == 0 {
 		cfg.WebhookTolerance = DefaultWebhookTolerance
@@ -201,8 +256,15 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.SystemLogRetention <= 0 {
 		cfg.SystemLogRetention = DefaultSystemLogRetention
 	}
-	g := &Gateway{cfg: cfg, store: cfg.Store, limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst)}
-	g.secrets = append(append([]string{cfg.StripeSecretKey}, cfg.WebhookSecrets...), cfg.Secrets...)
+	g := &Gateway{cfg: cfg, store: cfg.Store, limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst), leaseID: newID("gw")}
+	user := cfg.OnCallbacksQueued
+	g.cfg.OnCallbacksQueued = func() {
+		if user != nil {
+			user()
+		}
+		g.wakeCallbacks()
+	}
+	g.secrets = append(append(append([]string{cfg.StripeSecretKey}, cfg.WebhookSecrets...), cfg.CallbackSecrets...), cfg.Secrets...)
 	g.log = slog.New(contextHandler{Handler: cfg.Logger.Handler(), redact: g.redact})
 	if cfg.Metrics {
 		g.metrics = newMetrics(g)
@@ -338,7 +400,10 @@ type HealthDatabase struct {
 // HealthStripe reports whether Stripe calls can succeed.
 type HealthStripe struct {
 	Status    string `json:"status"`    // "up", "down" (authentication failed) or "not_configured"
-	SecretKey string `json:"secretKey"` // "configured" or "missing"; never the key
+	SecretKey bool   `json:"secretKey"` // whether a secret key is configured (the guide's shape); never the key
+	// WebhookEndpoint is the last check of Stripe's webhook endpoint for
+	// this service (made when Run starts); nil before one ran.
+	WebhookEndpoint *EndpointCheck `json:"webhookEndpoint,omitempty"`
 }
 
 // HealthCallback reports whether callbacks to the merchant are configured
@@ -366,12 +431,13 @@ func (g *Gateway) Health(ctx context.Context) (h Health, ready bool) {
 	}
 	switch {
 	case g.api == nil:
-		h.Checks.Stripe = HealthStripe{Status: "not_configured", SecretKey: "missing"}
+		h.Checks.Stripe = HealthStripe{Status: "not_configured", SecretKey: false}
 	case g.stripeAuthFailed.Load():
-		h.Checks.Stripe = HealthStripe{Status: "down", SecretKey: "configured"}
+		h.Checks.Stripe = HealthStripe{Status: "down", SecretKey: true}
 	default:
-		h.Checks.Stripe = HealthStripe{Status: "up", SecretKey: "configured"}
+		h.Checks.Stripe = HealthStripe{Status: "up", SecretKey: true}
 	}
+	h.Checks.Stripe.WebhookEndpoint = g.endpoint.Load()
 	h.Checks.Callback = HealthCallback{Status: "optional", Configured: g.cfg.CallbackURL != ""}
 	if err == nil {
 		if n, qerr := g.store.CallbackQueueDepth(ctx); qerr == nil {
