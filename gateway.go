@@ -62,7 +62,8 @@ type Config struct {
 
 	// WebhookSecrets are the signing secrets (whsec_…) of the Stripe
 	// webhook endpoint; an event verifies against any of them, so a secret
-	// can be rotated. Without one, webhooks are refused with 503.
+	// can be rotated. Empty strings are ignored. Without one, webhooks are
+	// refused with 503.
 	WebhookSecrets []string
 	// WebhookTolerance is how far a signature's timestamp may be from now,
 	// in the past or the future. Default DefaultWebhookTolerance (300 s).
@@ -78,9 +79,9 @@ type Config struct {
 	NoWebhookBatching bool
 
 	// CallbackSecrets sign the callbacks (whsec_…, base64 of 24+ random
-	// bytes; several during a rotation, the first signs). Run refuses to
-	// start without one when CallbackURL is set: the callbacks queued could
-	// never be sent.
+	// bytes; several during a rotation, the first signs; empty strings are
+	// ignored). Run refuses to start without one when CallbackURL is set:
+	// the callbacks queued could never be sent.
 	CallbackSecrets []string
 	// CallbackEngine tunes the callback delivery Run starts (Timeout,
 	// Schedule, Workers, PollInterval, HTTPClient, …; zero fields take the
@@ -191,6 +192,7 @@ func New(cfg Config) (*Gateway, error) {
 			return nil, configError("StripeAPIBase", "must be an absolute http(s) URL")
 		}
 	}
+	cfg.WebhookSecrets, cfg.CallbackSecrets = nonEmpty(cfg.WebhookSecrets), nonEmpty(cfg.CallbackSecrets)
 	for _, s := range cfg.WebhookSecrets {
 		if !strings.HasPrefix(s, "whsec_") || len(s) < len("whsec_")+8 {
 			return nil, configError("WebhookSecrets", "must hold Stripe webhook signing secrets (whsec_…)")
@@ -293,6 +295,17 @@ func New(cfg Config) (*Gateway, error) {
 		g.api = client.New(cfg.StripeSecretKey, &stripe.Backends{API: backend, Connect: backend, Uploads: backend})
 	}
 	return g, nil
+}
+
+// nonEmpty drops empty strings (an unset variable) from a list of secrets.
+func nonEmpty(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func configError(field, msg string) *Error {
