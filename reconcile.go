@@ -248,6 +248,9 @@ func (g *Gateway) reconcilePayment(ctx context.Context, api *client.API, id stri
 		changed = len(hist) > 0
 		return hist, nil
 	})
+	if err == nil && changed && g.cfg.CallbackURL != "" {
+		g.cfg.OnCallbacksQueued() // Run's engine sends them now
+	}
 	return changed, err
 }
 

@@ -35,6 +35,8 @@ type eventsStripe struct {
 	// entered receives a value as each such request arrives.
 	block   chan struct{}
 	entered chan struct{}
+	// endpoints is the body of GET /v1/webhook_endpoints.
+	endpoints string
 }
 
 type fakeEvent struct {
@@ -66,6 +68,13 @@ func (f *eventsStripe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			<-block
 		}
 		f.listEvents(w, r)
+		return
+	}
+	if r.Method == "GET" && r.URL.Path == "/v1/webhook_endpoints" {
+		f.mu.Lock()
+		body := f.endpoints
+		f.mu.Unlock()
+		_, _ = io.WriteString(w, body)
 		return
 	}
 	if id, ok := strings.CutPrefix(r.URL.Path, "/v1/payment_intents/"); ok && r.Method == "GET" {
@@ -448,5 +457,62 @@ func TestReconcileOneReplicaAtATime(t *testing.T) {
 	defer fake.mu.Unlock()
 	if fake.lists != 2 {
 		t.Fatalf("events listed %d times, want 2 (one per pass that ran)", fake.lists)
+	}
+}
+
+// Run checks Stripe's webhook endpoint for this service when it starts and
+// warns (never fails) when it is not pinned to paygate's API version or
+// misses handled events; health shows the result.
+func TestWebhookEndpointCheck(t *testing.T) {
+	t.Parallel()
+	endpoint := func(url, version string, events ...string) string {
+		b, _ := json.Marshal(map[string]any{"id": "we_" + strconv.Itoa(len(url)), "object": "webhook_endpoint", "url": url,
+			"api_version": version, "enabled_events": events, "status": "enabled"})
+		return string(b)
+	}
+	list := func(items ...string) string {
+		return `{"object": "list", "url": "/v1/webhook_endpoints", "has_more": false, "data": [` + strings.Join(items, ",") + `]}`
+	}
+	fake := &eventsStripe{endpoints: list(
+		endpoint("https://other.example/hooks", "2023-10-16", "*"),
+		endpoint("https://shop.example/api/webhooks/stripe", "2022-11-15", "payment_intent.succeeded", "charge.refunded"),
+	)}
+	e := newReconcileEnv(t, fake, nil, nil)
+	runGateway(t, e.gw)
+	var h paygate.Health
+	deadline := time.Now().Add(10 * time.Second)
+	for h.Checks.Stripe.WebhookEndpoint == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no webhook endpoint check after Run started")
+		}
+		time.Sleep(20 * time.Millisecond)
+		e.do("GET", "/api/health", "").must(t, 200, &h)
+	}
+	c := h.Checks.Stripe.WebhookEndpoint
+	if c.OK || c.URL != "https://shop.example/api/webhooks/stripe" || c.APIVersion != "2022-11-15" ||
+		len(c.MissingEvents) != len(paygate.HandledEventTypes)-2 || len(c.Problems) != 2 {
+		t.Fatalf("check: %+v", c)
+	}
+	if !strings.Contains(e.logs.String(), "not pinned to 2023-10-16") || !strings.Contains(e.logs.String(), `"level":"WARN"`) {
+		t.Fatalf("no warning logged:\n%s", e.logs.String())
+	}
+
+	// Fixed: pinned, every event ("*" counts as all).
+	fake.mu.Lock()
+	fake.endpoints = list(endpoint("https://shop.example/api/webhooks/stripe", "2023-10-16", "*"))
+	fake.mu.Unlock()
+	if c := e.gw.CheckWebhookEndpoint(context.Background()); !c.OK || len(c.Problems) != 0 {
+		t.Fatalf("good endpoint: %+v", c)
+	}
+	// None for us; and a configured URL must match exactly.
+	fake.mu.Lock()
+	fake.endpoints = list(endpoint("https://other.example/hooks", "2023-10-16", "*"))
+	fake.mu.Unlock()
+	if c := e.gw.CheckWebhookEndpoint(context.Background()); c.OK || len(c.Problems) != 1 || !strings.Contains(c.Problems[0], "no webhook endpoint") {
+		t.Fatalf("no endpoint: %+v", c)
+	}
+	exact := newReconcileEnv(t, fake, e.store, nil, func(c *paygate.Config) { c.WebhookEndpointURL = "https://other.example/hooks" })
+	if c := exact.gw.CheckWebhookEndpoint(context.Background()); !c.OK {
+		t.Fatalf("configured URL: %+v", c)
 	}
 }
