@@ -195,7 +195,7 @@ func TestReconcileRepairsDroppedWebhooks(t *testing.T) {
 	t.Parallel()
 	fake := &eventsStripe{}
 	m := newMerchant(t)
-	e := newReconcileEnv(t, fake, nil, m)
+	e := newReconcileEnv(t, fake, nil, m, func(c *paygate.Config) { c.Metrics = true })
 	runGateway(t, e.gw) // delivers the callbacks (the interval is 15 min: no pass of its own here)
 	ctx := context.Background()
 
@@ -219,6 +219,16 @@ func TestReconcileRepairsDroppedWebhooks(t *testing.T) {
 	if res.Skipped || res.EventsRead != 4 || res.EventsApplied != 3 || res.EventsKnown != 1 || res.EventsFailed != 0 || res.EventsError != "" ||
 		res.Lag < 2*time.Hour-time.Minute || !res.Complete {
 		t.Fatalf("result = %+v", res)
+	}
+	metrics := get(t, e.srv.URL+"/metrics")
+	for _, want := range []string{`paygate_reconcile_events_total{result="read"} 4`, `paygate_reconcile_events_total{result="applied"} 3`,
+		`paygate_reconcile_events_total{result="known"} 1`, `paygate_reconcile_passes_total{outcome="completed"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s:\n%s", want, grepLines(metrics, "paygate_reconcile"))
+		}
+	}
+	if strings.Contains(metrics, "paygate_reconcile_lag_seconds 0\n") || !strings.Contains(metrics, "paygate_reconcile_lag_seconds 7") {
+		t.Errorf("lag gauge (about 2 h):\n%s", grepLines(metrics, "paygate_reconcile_lag"))
 	}
 	got := e.payment(p.ID)
 	if got.Status != paygate.StatusPartiallyRefunded || got.AmountRefunded != 400 || got.ChargeID != "ch_rec" {
