@@ -424,7 +424,10 @@ type HealthStripe struct {
 type HealthCallback struct {
 	Status     string `json:"status"` // "optional"
 	Configured bool   `json:"configured"`
-	QueueDepth int64  `json:"queueDepth"`
+	// Delivering is true while Run's engine sends callbacks in this
+	// process (false without Run: queued callbacks wait).
+	Delivering bool  `json:"delivering"`
+	QueueDepth int64 `json:"queueDepth"`
 }
 
 // Health measures the database with a real round trip and reports Stripe's
@@ -451,7 +454,7 @@ func (g *Gateway) Health(ctx context.Context) (h Health, ready bool) {
 		h.Checks.Stripe = HealthStripe{Status: "up", SecretKey: true}
 	}
 	h.Checks.Stripe.WebhookEndpoint = g.endpoint.Load()
-	h.Checks.Callback = HealthCallback{Status: "optional", Configured: g.cfg.CallbackURL != ""}
+	h.Checks.Callback = HealthCallback{Status: "optional", Configured: g.cfg.CallbackURL != "", Delivering: g.engine.Load() != nil}
 	if err == nil {
 		if n, qerr := g.store.CallbackQueueDepth(ctx); qerr == nil {
 			h.Checks.Callback.QueueDepth = n

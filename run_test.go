@@ -62,6 +62,11 @@ func TestRunDrainsOnCancel(t *testing.T) {
 	if err := e.gw.Run(ctx); !errors.Is(err, paygate.ErrRunning) { // Run is running: it sent the callback
 		t.Fatalf("a second Run: %v", err)
 	}
+	var h paygate.Health
+	e.do("GET", "/api/health", "").must(t, 200, &h)
+	if !h.Checks.Callback.Configured || !h.Checks.Callback.Delivering {
+		t.Fatalf("health while Run delivers: %+v", h.Checks.Callback)
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -84,6 +89,10 @@ func TestRunDrainsOnCancel(t *testing.T) {
 	}
 	if n, _ := e.store.CallbackQueueDepth(context.Background()); n != 0 {
 		t.Fatalf("%d callbacks still pending after a successful attempt", n)
+	}
+	e.do("GET", "/api/health", "").must(t, 200, &h)
+	if h.Checks.Callback.Delivering {
+		t.Fatal("health says callbacks are delivered after Run returned")
 	}
 }
 

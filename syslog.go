@@ -169,12 +169,12 @@ func (g *Gateway) housekeeping(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	now := g.now()
-	if n, err := g.store.PurgeSystemLogs(ctx, now.Add(-g.cfg.SystemLogRetention)); err != nil {
+	if n, err := g.store.PurgeSystemLogs(ctx, now.Add(-g.cfg.SystemLogRetention)); err != nil && ctx.Err() == nil {
 		g.log.LogAttrs(ctx, slog.LevelError, "paygate: system log retention failed", attrErr(err))
 	} else if n > 0 {
 		g.log.LogAttrs(ctx, slog.LevelInfo, "paygate: system log rows past retention deleted", slog.Int64("rows", n))
 	}
-	if n, err := g.store.PurgeIdempotent(ctx, now); err != nil {
+	if n, err := g.store.PurgeIdempotent(ctx, now); err != nil && ctx.Err() == nil {
 		g.log.LogAttrs(ctx, slog.LevelError, "paygate: purging expired idempotency keys failed", attrErr(err))
 	} else if n > 0 {
 		g.log.LogAttrs(ctx, slog.LevelInfo, "paygate: expired idempotency keys deleted", slog.Int64("keys", n))
