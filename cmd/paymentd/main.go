@@ -102,6 +102,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // runCommand runs a validated subcommand: everything that touches the
 // database or Stripe.
 func runCommand(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	if cfg.cmd != "migrate" {
+		// The library's own validation, before the database is touched (New
+		// starts nothing and does not call the Store).
+		if _, err := paygate.New(cfg.gateway(unopenedStore{}, log)); err != nil {
+			return variableError(err)
+		}
+	}
 	pool, err := openPool(ctx, cfg.databaseURL)
 	if err != nil {
 		return err
@@ -127,6 +134,10 @@ func runCommand(ctx context.Context, cfg config, log *slog.Logger, stdout io.Wri
 	}
 	return serve(ctx, cfg, gw, log)
 }
+
+// unopenedStore stands in for the Store while the configuration is
+// validated; paygate.New never calls it.
+type unopenedStore struct{ paygate.Store }
 
 // reconcileOnce runs one reconciliation pass, or the webhook endpoint
 // check, and prints what it found.
