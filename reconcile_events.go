@@ -105,7 +105,10 @@ func (g *Gateway) reconcileEvents(ctx context.Context, api *client.API, res *Rec
 	}
 	g.metrics.reconcileEvents("read", res.EventsRead)
 
-	// Oldest first: callbacks then go out in the order things happened.
+	// Oldest first, so that callbacks go out in the order things happened:
+	// the list is newest first, and events of the same second keep the
+	// list's order, reversed.
+	slices.Reverse(unknown)
 	slices.SortStableFunc(unknown, func(a, b found) int { return int(a.created - b.created) })
 	for _, ev := range unknown {
 		if ctx.Err() != nil {

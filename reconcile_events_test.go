@@ -140,11 +140,22 @@ func newReconcileEnv(t *testing.T, fake *eventsStripe, st *store.Store, m *merch
 	t.Helper()
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
+	return newReconcileEnvOn(t, srv.URL, st, m, opts...)
+}
+
+// newReconcileEnvAt is newReconcileEnv on another Stripe (the sandbox).
+func newReconcileEnvAt(t *testing.T, stripeURL string, m *merchant) *env {
+	t.Helper()
+	return newReconcileEnvOn(t, stripeURL, nil, m)
+}
+
+func newReconcileEnvOn(t *testing.T, stripeURL string, st *store.Store, m *merchant, opts ...envOpt) *env {
+	t.Helper()
 	if st == nil {
 		st = store.New(testenv.NewPool(t))
 	}
 	logs := &testenv.LockedBuffer{}
-	cfg := paygate.Config{Store: st, StripeSecretKey: "sk_test_123abc", StripeAPIBase: srv.URL, StripeMaxNetworkRetries: -1,
+	cfg := paygate.Config{Store: st, StripeSecretKey: "sk_test_123abc", StripeAPIBase: stripeURL, StripeMaxNetworkRetries: -1,
 		InsecureNoAuth: true, WebhookSecrets: []string{whsecNew}, Logger: slog.New(slog.NewJSONHandler(logs, nil))}
 	if m != nil {
 		cfg.CallbackURL, cfg.CallbackSecrets = m.URL+"/hooks", []string{callbackSecret}
