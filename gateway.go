@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -162,10 +163,11 @@ type Gateway struct {
 	secrets          []string   // redacted from logs by value
 	ingest           *batcher   // nil unless the Store records webhook events in batches
 
-	running  atomic.Bool                     // Run has been called
-	engine   atomic.Pointer[callback.Engine] // Run's callback engine, while it runs
-	leaseID  string                          // this Gateway's holder name for leases
-	endpoint atomic.Pointer[EndpointCheck]   // the last webhook endpoint check
+	running     atomic.Bool                     // Run has been called
+	engine      atomic.Pointer[callback.Engine] // Run's callback engine, while it runs
+	leaseID     string                          // this Gateway's holder name for leases
+	reconciling sync.Mutex                      // held by the pass running in this process
+	endpoint    atomic.Pointer[EndpointCheck]   // the last webhook endpoint check
 }
 
 // New validates cfg, applies its defaults and returns a Gateway. It starts

@@ -95,11 +95,19 @@ func (g *Gateway) Reconcile(ctx context.Context) (*ReconcileResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	res := &ReconcileResult{}
+	// The lease is per Gateway (its holder name): a second call in this
+	// process while a pass runs would renew it, so it is kept out here.
+	if !g.reconciling.TryLock() {
+		res.Skipped = true
+		g.metrics.reconcilePass("skipped")
+		return res, nil
+	}
+	defer g.reconciling.Unlock()
 	ok, err := g.store.TryLease(ctx, reconcileLease, g.leaseID, g.now(), leaseTTL)
 	if err != nil {
 		return nil, err
 	}
-	res := &ReconcileResult{}
 	if !ok {
 		res.Skipped = true
 		g.metrics.reconcilePass("skipped")
