@@ -24,10 +24,9 @@ const (
 	eventsOverlap = 10 * time.Minute
 	// eventsWindowMargin keeps the first pass inside Stripe's 30 days.
 	eventsWindowMargin = time.Hour
-	// maxEventsPerPass bounds the unknown events one pass holds in memory
-	// before applying them; past it the pass applies what it has and does
-	// not move the cursor, so the next pass continues.
-	maxEventsPerPass = 5000
+	// eventsChunk bounds the unknown events a pass holds in memory before
+	// applying them.
+	eventsChunk = 500
 	// maxEventTypesFilter is the most types Stripe's types[] filter takes.
 	maxEventTypesFilter = 20
 )
@@ -65,6 +64,48 @@ func (g *Gateway) reconcileEvents(ctx context.Context, api *client.API, res *Rec
 	}
 	var unknown []found
 	complete := true
+	// apply stores and applies the unknown events held, oldest first, so
+	// that callbacks go out in the order things happened (the list is
+	// newest first; events of the same second keep the list's order,
+	// reversed). With more than a chunk unknown, each chunk is applied as it
+	// fills: memory stays bounded, and the state machine does not depend
+	// on the order.
+	apply := func() error {
+		slices.Reverse(unknown)
+		slices.SortStableFunc(unknown, func(a, b found) int { return int(a.created - b.created) })
+		for _, ev := range unknown {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r, err := g.ingestEvent(ctx, ev.payload, SourceReconcile, g.now())
+			var pe *Error
+			switch {
+			case errors.As(err, &pe) && pe.Code == CodeInvalid:
+				// Not an event we can ever store (not UTF-8 text, say): reading
+				// it again will not help, so it does not hold the cursor back.
+				res.EventsFailed++
+				g.log.LogAttrs(ctx, slog.LevelError, "paygate: reconciliation: Stripe event refused", slog.String("event_id", ev.id), attrErr(err))
+			case err != nil:
+				res.EventsFailed++
+				complete = false
+				g.log.LogAttrs(ctx, slog.LevelWarn, "paygate: reconciliation: storing a Stripe event failed", slog.String("event_id", ev.id), attrErr(err))
+			case r.Duplicate: // its webhook arrived meanwhile
+				res.EventsKnown++
+			default:
+				res.EventsApplied++
+				if lag := listedAt.Sub(time.Unix(ev.created, 0)); lag > res.Lag {
+					res.Lag = lag
+				}
+				g.log.LogAttrs(ctx, slog.LevelInfo, "paygate: reconciliation applied a Stripe event its webhook did not deliver",
+					slog.String("event_id", ev.id), slog.String("payment_id", r.PaymentID), slog.String("outcome", string(r.Status)))
+			}
+			if err := lease.keep(ctx); err != nil {
+				return err
+			}
+		}
+		unknown = unknown[:0]
+		return nil
+	}
 	var page *stripe.EventList
 	var raw map[string]json.RawMessage // this page's events as Stripe sent them
 	it := api.Events.List(params)
@@ -88,10 +129,6 @@ func (g *Gateway) reconcileEvents(ctx context.Context, api *client.API, res *Rec
 			res.EventsKnown++
 			continue
 		}
-		if len(unknown) == maxEventsPerPass {
-			complete = false
-			break
-		}
 		payload := []byte(raw[ev.ID])
 		if payload == nil {
 			if payload, err = json.Marshal(ev); err != nil {
@@ -99,47 +136,19 @@ func (g *Gateway) reconcileEvents(ctx context.Context, api *client.API, res *Rec
 			}
 		}
 		unknown = append(unknown, found{ev.ID, ev.Created, payload})
+		if len(unknown) == eventsChunk {
+			if err := apply(); err != nil {
+				return err
+			}
+		}
 	}
 	if err := it.Err(); err != nil {
 		return g.stripeError(ctx, err)
 	}
-	g.metrics.reconcileEvents("read", res.EventsRead)
-
-	// Oldest first, so that callbacks go out in the order things happened:
-	// the list is newest first, and events of the same second keep the
-	// list's order, reversed.
-	slices.Reverse(unknown)
-	slices.SortStableFunc(unknown, func(a, b found) int { return int(a.created - b.created) })
-	for _, ev := range unknown {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		r, err := g.ingestEvent(ctx, ev.payload, SourceReconcile, g.now())
-		var pe *Error
-		switch {
-		case errors.As(err, &pe) && pe.Code == CodeInvalid:
-			// Not an event we can ever store (not UTF-8 text, say): reading it
-			// again will not help, so it does not hold the cursor back.
-			res.EventsFailed++
-			g.log.LogAttrs(ctx, slog.LevelError, "paygate: reconciliation: Stripe event refused", slog.String("event_id", ev.id), attrErr(err))
-		case err != nil:
-			res.EventsFailed++
-			complete = false
-			g.log.LogAttrs(ctx, slog.LevelWarn, "paygate: reconciliation: storing a Stripe event failed", slog.String("event_id", ev.id), attrErr(err))
-		case r.Duplicate: // its webhook arrived meanwhile
-			res.EventsKnown++
-		default:
-			res.EventsApplied++
-			if lag := listedAt.Sub(time.Unix(ev.created, 0)); lag > res.Lag {
-				res.Lag = lag
-			}
-			g.log.LogAttrs(ctx, slog.LevelInfo, "paygate: reconciliation applied a Stripe event its webhook did not deliver",
-				slog.String("event_id", ev.id), slog.String("payment_id", r.PaymentID), slog.String("outcome", string(r.Status)))
-		}
-		if err := lease.keep(ctx); err != nil {
-			return err
-		}
+	if err := apply(); err != nil {
+		return err
 	}
+	g.metrics.reconcileEvents("read", res.EventsRead)
 	if !complete || ctx.Err() != nil {
 		return nil
 	}

@@ -544,3 +544,28 @@ func TestWebhookEndpointCheck(t *testing.T) {
 		t.Fatalf("configured URL: %+v", c)
 	}
 }
+
+// More lost events than a pass holds in memory at once (500): applied
+// chunk by chunk, all in one pass, and the cursor moves on.
+func TestReconcileManyLostEvents(t *testing.T) {
+	t.Parallel()
+	fake := &eventsStripe{}
+	e := newReconcileEnv(t, fake, nil, nil)
+	ctx := context.Background()
+	const n = 1234
+	at := time.Now().Add(-time.Minute)
+	for i := 0; i < n; i++ { // disputes on charges this service does not know: stored as unmatched
+		fake.add(fmt.Sprintf("evt_many%05d", i), "charge.dispute.created", disputeObject(fmt.Sprintf("dp_many%d", i), fmt.Sprintf("ch_many%d", i), "", 100), at)
+	}
+	res, err := e.gw.Reconcile(ctx)
+	if err != nil || res.EventsRead != n || res.EventsApplied != n || res.EventsFailed != 0 || res.EventsError != "" {
+		t.Fatalf("pass: %+v %v", res, err)
+	}
+	if got := e.eventCount(); got != n {
+		t.Fatalf("%d events stored, want %d", got, n)
+	}
+	// Within the overlap the next pass reads them again, all known.
+	if res, err := e.gw.Reconcile(ctx); err != nil || res.EventsKnown != n || res.EventsApplied != 0 {
+		t.Fatalf("next pass: %+v %v", res, err)
+	}
+}
