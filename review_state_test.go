@@ -1,0 +1,128 @@
+package paygate
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// Adversarial review of the pure state machine. Each test names the defect
+// it reproduces; see the review report for the diagnosis.
+
+func histTypes(h []HistoryEntry) []HistoryType {
+	var out []HistoryType
+	for _, e := range h {
+		out = append(out, e.EventType)
+	}
+	return out
+}
+
+// A Dashboard refund first seen only on charge.refunded is announced as
+// refund_created (no id). When its first own event is refund.failed, that
+// must be announced as the refund failing, not as a second refund_created.
+func TestReviewFailedRefundAnnouncedFromChargeIsNotCreatedTwice(t *testing.T) {
+	p := newTestPayment(MethodIntent)
+	applyEvent(p, piEv("succeeded", "pi_1", "ch_1"), SourceWebhook, at(1))
+	h1 := applyEvent(p, chargeRefundedEv("ch_1", "pi_1", 1000, 10), SourceWebhook, at(10))
+	if got := histTypes(h1); len(got) != 1 || got[0] != HistoryRefundCreated {
+		t.Fatalf("charge.refunded wrote %v", got)
+	}
+	h2 := applyEvent(p, refundEv("refund.failed", "re_1", "ch_1", "pi_1", "failed", 1000, 5, ""), SourceWebhook, at(20))
+	if p.AmountRefunded != 0 || p.Status != StatusSucceeded {
+		t.Fatalf("after failure: %s %d", p.Status, p.AmountRefunded)
+	}
+	for _, h := range h2 {
+		if h.EventType == HistoryRefundCreated {
+			t.Errorf("the failure of the refund already announced is a second refund_created (history %v, data %s); want refund_failed", histTypes(h2), h.Data)
+		}
+	}
+}
+
+// A Dashboard refund created after the last charge.refunded snapshot is a
+// new refund: refund_created, not refund_updated because some other
+// unexplained amount was announced before.
+func TestReviewNewRefundAfterSnapshotIsAnnouncedAsCreated(t *testing.T) {
+	p := newTestPayment(MethodIntent)
+	applyEvent(p, piEv("succeeded", "pi_1", "ch_1"), SourceWebhook, at(1))
+	applyEvent(p, chargeRefundedEv("ch_1", "pi_1", 700, 10), SourceWebhook, at(10)) // refund X (700), not known one by one
+	h := applyEvent(p, refundEv("refund.created", "re_y", "ch_1", "pi_1", "succeeded", 300, 20, ""), SourceWebhook, at(20))
+	if p.AmountRefunded != 1000 || p.Status != StatusRefunded {
+		t.Fatalf("after re_y: %s %d", p.Status, p.AmountRefunded)
+	}
+	if got := histTypes(h); len(got) != 1 || got[0] != HistoryRefundCreated {
+		t.Errorf("a new refund of 300 (created after the snapshot) wrote %v; want [refund_created] (its callback action is refund_updated, a merchant listening for refund_created never learns of it)", got)
+	}
+}
+
+// A refund reserved through the API after Stripe's snapshot cannot be part
+// of that snapshot: the refund known only from charge.refunded still counts.
+func TestReviewReservationIsNotInAnOlderSnapshot(t *testing.T) {
+	p := newTestPayment(MethodIntent)
+	applyEvent(p, piEv("succeeded", "pi_1", "ch_1"), SourceWebhook, at(1))
+	applyEvent(p, chargeRefundedEv("ch_1", "pi_1", 300, 10), SourceWebhook, at(10)) // Dashboard refund, 300
+	if p.AmountRefunded != 300 {
+		t.Fatalf("after the Dashboard refund: %d", p.AmountRefunded)
+	}
+	// The API reserves 500 of the 700 that remain (as CreateRefund does).
+	p.Refunds = append(p.Refunds, apiRefund("rf_api", 500, 50))
+	p.derive()
+	if p.AmountRefunded != 800 {
+		t.Errorf("300 refunded on the Dashboard + 500 reserved = %d refunded; want 800 (remaining shown %d, so the guard lets a further %d through)",
+			p.AmountRefunded, p.Amount-p.AmountRefunded, p.Amount-p.AmountRefunded)
+	}
+}
+
+// Stripe's snapshot going down (an unknown refund failed, a known one
+// made since) must not be written as a refund_created of a negative amount.
+func TestReviewSnapshotGoingDownIsNotANegativeRefundCreated(t *testing.T) {
+	p := newTestPayment(MethodIntent)
+	applyEvent(p, piEv("succeeded", "pi_1", "ch_1"), SourceWebhook, at(1))
+	applyEvent(p, chargeRefundedEv("ch_1", "pi_1", 500, 6), SourceWebhook, at(6))                                 // X 500, unknown
+	applyEvent(p, refundEv("refund.created", "re_2", "ch_1", "pi_1", "succeeded", 200, 10, ""), SourceWebhook, at(10)) // re_2 200
+	// X failed at Stripe (its own event is late); the snapshot after re_2 holds only re_2.
+	h := applyEvent(p, chargeRefundedEv("ch_1", "pi_1", 200, 10), SourceWebhook, at(11))
+	if p.AmountRefunded != 200 {
+		t.Fatalf("amount refunded %d, want 200", p.AmountRefunded)
+	}
+	for _, e := range h {
+		if e.Amount < 0 || e.EventType == HistoryRefundCreated {
+			t.Errorf("the unexplained refund going away is written as %s of amount %d (data %s)", e.EventType, e.Amount, e.Data)
+		}
+	}
+}
+
+// Events of API versions before 2022-11-15 (which the gateway accepts)
+// have no latest_charge on PaymentIntents: the charge is in charges.data. A
+// bank debit that was processing and then failed must end failed, as at
+// Stripe, not stay processing forever.
+func TestReviewOldAPIVersionIntentWithoutLatestChargeFails(t *testing.T) {
+	parse := func(typ, js string) eventObject {
+		var o stripeObject
+		if err := json.Unmarshal([]byte(js), &o); err != nil {
+			t.Fatal(err)
+		}
+		return eventObject{typ: typ, created: at(1), obj: &o}
+	}
+	p := newTestPayment(MethodIntent)
+	applyEvent(p, parse("payment_intent.processing", `{"id":"pi_1","object":"payment_intent","status":"processing","created":1000,
+		"charges":{"object":"list","data":[{"id":"ch_1","object":"charge","status":"pending"}]}}`), SourceWebhook, at(1))
+	applyEvent(p, parse("payment_intent.payment_failed", `{"id":"pi_1","object":"payment_intent","status":"requires_payment_method","created":1000,
+		"last_payment_error":{"charge":"ch_1","code":"payment_intent_payment_attempt_failed","message":"debit failed"},
+		"charges":{"object":"list","data":[{"id":"ch_1","object":"charge","status":"failed"}]}}`), SourceWebhook, at(2))
+	if p.Status != StatusFailed {
+		t.Errorf("Stripe: requires_payment_method after the only charge ch_1 failed; payment is %s (charges %+v)", p.Status, p.Attempts[0].Charges)
+	}
+}
+
+// A payment link paid twice (two sessions both completed, a race Stripe's
+// completed-session limit allows) where the merchant refunds part of each
+// charge: Stripe's amount_refunded is per charge, the payment keeps one.
+func TestReviewSnapshotsOfTwoChargesDoNotOverwriteEachOther(t *testing.T) {
+	p := newTestPayment(MethodLink)
+	applyEvent(p, piEvCreated("succeeded", "pi_a", "ch_a", 1000), SourceWebhook, at(1))
+	applyEvent(p, piEvCreated("succeeded", "pi_b", "ch_b", 2000), SourceWebhook, at(2))
+	applyEvent(p, chargeRefundedEv("ch_a", "pi_a", 500, 10), SourceWebhook, at(10))
+	applyEvent(p, chargeRefundedEv("ch_b", "pi_b", 300, 20), SourceWebhook, at(20))
+	if p.AmountRefunded != 800 {
+		t.Errorf("refunded 500 on ch_a and 300 on ch_b; payment shows %d refunded", p.AmountRefunded)
+	}
+}
