@@ -76,7 +76,7 @@ func TestReviewReservationIsNotInAnOlderSnapshot(t *testing.T) {
 func TestReviewSnapshotGoingDownIsNotANegativeRefundCreated(t *testing.T) {
 	p := newTestPayment(MethodIntent)
 	applyEvent(p, piEv("succeeded", "pi_1", "ch_1"), SourceWebhook, at(1))
-	applyEvent(p, chargeRefundedEv("ch_1", "pi_1", 500, 6), SourceWebhook, at(6))                                 // X 500, unknown
+	applyEvent(p, chargeRefundedEv("ch_1", "pi_1", 500, 6), SourceWebhook, at(6))                                      // X 500, unknown
 	applyEvent(p, refundEv("refund.created", "re_2", "ch_1", "pi_1", "succeeded", 200, 10, ""), SourceWebhook, at(10)) // re_2 200
 	// X failed at Stripe (its own event is late); the snapshot after re_2 holds only re_2.
 	h := applyEvent(p, chargeRefundedEv("ch_1", "pi_1", 200, 10), SourceWebhook, at(11))
