@@ -126,3 +126,56 @@ func TestReviewSnapshotsOfTwoChargesDoNotOverwriteEachOther(t *testing.T) {
 		t.Errorf("refunded 500 on ch_a and 300 on ch_b; payment shows %d refunded", p.AmountRefunded)
 	}
 }
+
+// An inquiry (warning_*) that the issuer escalates to a chargeback moves
+// from warning_under_review to needs_response at Stripe: the merchant must
+// now respond. The ranks put needs_response below warning_under_review, so
+// the escalation is dropped (no history, no dispute_updated callback) and the
+// payment keeps showing an inquiry under review.
+func TestReviewInquiryEscalatedToChargebackIsRecorded(t *testing.T) {
+	p := newTestPayment(MethodIntent)
+	applyEvent(p, piEv("succeeded", "pi_1", "ch_1"), SourceWebhook, at(1))
+	applyEvent(p, disputeEv("created", "dp_1", "ch_1", "pi_1", "warning_needs_response", 1000), SourceWebhook, at(2))
+	applyEvent(p, disputeEv("updated", "dp_1", "ch_1", "pi_1", "warning_under_review", 1000), SourceWebhook, at(3))
+	h := applyEvent(p, disputeEv("updated", "dp_1", "ch_1", "pi_1", "needs_response", 1000), SourceWebhook, at(4))
+	if p.Disputes[0].Status != "needs_response" || len(h) == 0 {
+		t.Errorf("escalated to a chargeback: dispute shows %s, history %v", p.Disputes[0].Status, histTypes(h))
+	}
+}
+
+// A refund reserved through the API whose Stripe call had an unknown
+// outcome (the caller got a 502) and that reconciliation finds made at
+// Stripe is announced for the first time then: refund_created (succeeded →
+// partially_refunded), as when the API or its webhook confirms it — not a
+// refund_updated whose from status is one never shown.
+func TestReviewReconcileSettledRefundIsAnnouncedAsCreated(t *testing.T) {
+	p := newTestPayment(MethodIntent)
+	applyEvent(p, piEv("succeeded", "pi_1", "ch_1"), SourceWebhook, at(1))
+	p.Refunds = append(p.Refunds, apiRefund("rf_api", 300, 2))
+	p.derive()
+	stripeRefunds := []stripeObject{{ID: "re_1", Object: "refund", Status: "succeeded", Amount: 300, Metadata: map[string]string{metadataRefundKey: "rf_api"}}}
+	h := settleRefunds(p, stripeRefunds, at(3600), at(3600))
+	if len(h) != 1 || h[0].EventType != HistoryRefundCreated || h[0].FromStatus != StatusSucceeded || h[0].ToStatus != StatusPartiallyRefunded {
+		for _, e := range h {
+			t.Logf("%s %s -> %s %s", e.EventType, e.FromStatus, e.ToStatus, e.Data)
+		}
+		t.Errorf("reconciliation confirming a never-announced refund wrote %v; want refund_created succeeded -> partially_refunded", histTypes(h))
+	}
+}
+
+// A reservation reconciliation finds Stripe never made was never announced:
+// its release moves nothing the merchant saw (from succeeded, not from
+// partially_refunded).
+func TestReviewReconcileReleasedReservationHistoryChain(t *testing.T) {
+	p := newTestPayment(MethodIntent)
+	applyEvent(p, piEv("succeeded", "pi_1", "ch_1"), SourceWebhook, at(1))
+	p.Refunds = append(p.Refunds, apiRefund("rf_api", 300, 2))
+	p.derive()
+	h := settleRefunds(p, nil, at(3600), at(3600))
+	if len(h) != 1 || h[0].FromStatus != StatusSucceeded || h[0].ToStatus != StatusSucceeded {
+		for _, e := range h {
+			t.Logf("%s %s -> %s %s", e.EventType, e.FromStatus, e.ToStatus, e.Data)
+		}
+		t.Errorf("history chain: the last status shown was succeeded")
+	}
+}
