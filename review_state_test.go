@@ -179,3 +179,41 @@ func TestReviewReconcileReleasedReservationHistoryChain(t *testing.T) {
 		t.Errorf("history chain: the last status shown was succeeded")
 	}
 }
+
+// Two API refunds reserved at once (300 and 700 of 1000). The first is
+// confirmed by Stripe: its refund_created callback must report what is
+// known to be refunded (300, partially_refunded). It reports the second
+// reservation too (1000, refunded); when Stripe then refuses the second, its
+// release is written without a callback, so the merchant's last word is a
+// fully refunded payment that Stripe refunded 300 of.
+func TestReviewConfirmationCallbackDoesNotCountAnotherUnconfirmedReservation(t *testing.T) {
+	g := &Gateway{cfg: Config{CallbackURL: "https://merchant.example/hooks"}}
+	p := newTestPayment(MethodIntent)
+	applyEvent(p, piEv("succeeded", "pi_1", "ch_1"), SourceWebhook, at(1))
+	p.Refunds = append(p.Refunds, apiRefund("rf_1", 300, 2), apiRefund("rf_2", 700, 2))
+	p.derive()
+	// CreateRefund's confirmation of rf_1 (refundEvent through g.change).
+	h := g.change(p, refundEv("refund.created", "re_1", "", "", "succeeded", 300, 3, "rf_1"), SourceAPI, at(3))
+	if len(h) != 1 || h[0].Callback == nil {
+		t.Fatalf("history %v", histTypes(h))
+	}
+	var cb struct {
+		Data struct {
+			Status         Status `json:"status"`
+			AmountRefunded int64  `json:"amountRefunded"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(h[0].Callback.Payload, &cb); err != nil {
+		t.Fatal(err)
+	}
+	if h[0].ToStatus != StatusPartiallyRefunded || cb.Data.Status != StatusPartiallyRefunded || cb.Data.AmountRefunded != 300 {
+		t.Errorf("rf_1 (300) confirmed: history to %s, callback status %s amountRefunded %d; want partially_refunded, 300",
+			h[0].ToStatus, cb.Data.Status, cb.Data.AmountRefunded)
+	}
+	// Stripe refuses rf_2: released as CreateRefund does, without a callback.
+	failed := eventObject{typ: "refund.failed", obj: &stripeObject{Object: "refund", Status: "failed", Amount: 700, Metadata: map[string]string{metadataRefundKey: "rf_2"}}}
+	applyEvent(p, failed, SourceAPI, at(4))
+	if p.AmountRefunded != 300 || p.Status != StatusPartiallyRefunded {
+		t.Fatalf("after the refusal: %s %d", p.Status, p.AmountRefunded)
+	}
+}
