@@ -217,3 +217,22 @@ func TestReviewConfirmationCallbackDoesNotCountAnotherUnconfirmedReservation(t *
 		t.Fatalf("after the refusal: %s %d", p.Status, p.AmountRefunded)
 	}
 }
+
+// A refund that failed before Stripe's snapshot is no longer in Stripe's
+// amount_refunded: it cannot explain any of it. The merchant redoes a failed
+// refund of 500 on the Dashboard; charge.refunded then reports 500 refunded,
+// which the payment attributes to the failed refund, and shows nothing
+// refunded (until, if ever, the new refund's own event arrives).
+func TestReviewRefundFailedBeforeSnapshotExplainsNothing(t *testing.T) {
+	p := newTestPayment(MethodIntent)
+	applyEvent(p, piEv("succeeded", "pi_1", "ch_1"), SourceWebhook, at(1))
+	applyEvent(p, refundEv("refund.created", "re_1", "ch_1", "pi_1", "succeeded", 500, 5, ""), SourceWebhook, at(5))
+	failed := refundEv("refund.failed", "re_1", "ch_1", "pi_1", "failed", 500, 5, "")
+	failed.created = at(8)
+	applyEvent(p, failed, SourceWebhook, at(8))
+	// The Dashboard refund of 500 at t20: Stripe's cumulative is 500.
+	applyEvent(p, chargeRefundedEv("ch_1", "pi_1", 500, 20), SourceWebhook, at(20))
+	if p.AmountRefunded != 500 || p.Status != StatusPartiallyRefunded {
+		t.Errorf("Stripe has 500 refunded (re_1 failed at t8, a new refund at t20); payment shows %s %d", p.Status, p.AmountRefunded)
+	}
+}
