@@ -3,8 +3,8 @@ package paygate
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
@@ -250,7 +250,11 @@ func (g *Gateway) reconcilePayment(ctx context.Context, api *client.API, id stri
 		}
 		if refunds != nil {
 			h := settleRefunds(p, refunds, now.Add(-refundSettleAfter), now)
-			g.queueCallbacks(p, eventObject{typ: "refund.updated"}, h, now)
+			for i := range h {
+				if h[i].EventType == HistoryRefundCreated { // a released reservation was never announced
+					g.queueCallbacks(p, eventObject{typ: "refund.created"}, h[i:i+1], now)
+				}
+			}
 			hist = append(hist, h...)
 		}
 		changed = len(hist) > 0
@@ -357,7 +361,7 @@ func (g *Gateway) stripeRefunds(ctx context.Context, api *client.API, pi string)
 	out := []stripeObject{}
 	for it.Next() {
 		r := it.Refund()
-		out = append(out, stripeObject{ID: r.ID, Object: "refund", Status: string(r.Status), Amount: r.Amount, Reason: string(r.Reason), Metadata: r.Metadata})
+		out = append(out, stripeObject{ID: r.ID, Object: "refund", Status: string(r.Status), Amount: r.Amount, Reason: string(r.Reason), Metadata: r.Metadata, Created: r.Created})
 	}
 	if err := it.Err(); err != nil {
 		return nil, g.stripeError(ctx, err)
@@ -366,34 +370,30 @@ func (g *Gateway) stripeRefunds(ctx context.Context, api *client.API, pi string)
 }
 
 // settleRefunds matches refunds reserved before `before` and never
-// confirmed to Stripe's refunds (by paygate_refund_id); a reservation Stripe
-// has no refund for was never made, and is marked failed.
+// confirmed to Stripe's refunds (by paygate_refund_id), as Stripe's answer
+// or webhook would have (refund_created, announced now); a reservation
+// Stripe has no refund for was never made: it is released (refund_failed,
+// never announced, so settleRefunds's caller queues no callback for it).
 func settleRefunds(p *Payment, stripeRefunds []stripeObject, before, now time.Time) []HistoryEntry {
 	var hist []HistoryEntry
-	for i := range p.Refunds {
-		r := &p.Refunds[i]
+	for _, r := range slices.Clone(p.Refunds) {
 		if r.Status != RefundPending || r.StripeRefundID != "" || !r.CreatedAt.Before(before) {
 			continue
 		}
-		from, was := p.Status, p.AmountRefunded
-		var found *stripeObject
+		o := &stripeObject{Object: "refund", Status: string(stripe.RefundStatusFailed), Amount: r.Amount}
+		typ := "refund.failed"
 		for j := range stripeRefunds {
 			if stripeRefunds[j].Metadata[metadataRefundKey] == r.ID {
-				found = &stripeRefunds[j]
+				found := stripeRefunds[j]
+				o, typ = &found, "refund.created"
 			}
 		}
-		t := HistoryRefundUpdated
-		if found != nil {
-			r.StripeRefundID, r.Status = found.ID, refundStatus(stripe.RefundStatus(found.Status))
-		} else {
-			r.Status, t = RefundFailed, HistoryRefundFailed
+		o.Metadata = map[string]string{metadataRefundKey: r.ID}
+		h := applyEvent(p, eventObject{typ: typ, obj: o}, SourceReconcile, now)
+		for i := range h {
+			h[i].Data = marshalMerge(h[i].Data, map[string]any{"note": "settled by reconciliation"})
 		}
-		r.UpdatedAt = now
-		p.derive()
-		p.UpdatedAt = now
-		h := p.history(t, from, SourceReconcile, r.Amount, map[string]any{"refundId": r.StripeRefundID, "refundStatus": r.Status,
-			"note": fmt.Sprintf("settled by reconciliation (amount refunded %d → %d)", was, p.AmountRefunded)}, now)
-		hist = append(hist, h)
+		hist = append(hist, h...)
 	}
 	return hist
 }

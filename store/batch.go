@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -30,9 +29,11 @@ import (
 // savepoint, so that a failing event fails alone. A deadlock or
 // serialization failure retries the batch.
 func (s *Store) RecordWebhookEvents(ctx context.Context, recs []*paygate.WebhookRecord) error {
-	order := make([]*paygate.WebhookRecord, len(recs))
-	copy(order, recs)
-	sort.SliceStable(order, func(i, j int) bool { return order[i].Refs.PaymentID < order[j].Refs.PaymentID })
+	// Events are applied in the order they arrived: an event may find its
+	// payment only by an id an earlier one taught it. The usual way locks
+	// every payment in one statement, in id order; the event-by-event way
+	// may deadlock with another batch, and is then retried.
+	order := recs
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return recordBatch(ctx, tx, order) })
@@ -175,6 +176,9 @@ func recordBatch(ctx context.Context, tx pgx.Tx, recs []*paygate.WebhookRecord) 
 			status, errMsg = res.Status, res.Error
 			if t != nil {
 				t.hist = append(t.hist, res.History...)
+				for _, id := range t.p.StripeIDs() {
+					refs[id] = t.p.ID // later events of the batch find it by them
+				}
 			}
 		}
 		o := *ev
