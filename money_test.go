@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,30 +21,30 @@ import (
 // tests read the outbox, they do not deliver).
 func withCallbacks(c *paygate.Config) { c.CallbackURL = "http://127.0.0.1:9/hooks" }
 
-// callbacksOf returns every callback queued for a payment, in sequence
-// order. (It claims them with a clock that moves past every earlier lease,
-// so each call sees them all.)
+// callbacksOf returns every callback queued for a payment, in sequence order.
 func (e *env) callbacksOf(paymentID string) []paygate.Callback {
 	e.t.Helper()
-	now := time.Now().Add(24 * time.Hour * time.Duration(365+claimClock.Add(1)))
-	cbs, err := e.store.ClaimCallbacks(context.Background(), 10000, time.Hour, now)
+	rows, err := e.pool.Query(context.Background(), `SELECT id, action, sequence, payload FROM paygate_callbacks WHERE payment_id = $1 ORDER BY sequence`, paymentID)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	defer rows.Close()
 	var out []paygate.Callback
-	for _, c := range cbs {
-		if c.PaymentID == paymentID {
-			out = append(out, c)
+	for rows.Next() {
+		var c paygate.Callback
+		if err := rows.Scan(&c.ID, &c.Action, &c.Sequence, &c.Payload); err != nil {
+			e.t.Fatal(err)
 		}
+		c.PaymentID = paymentID
+		out = append(out, c)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Sequence < out[j].Sequence })
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
 	return out
 }
 
-var (
-	claimClock atomic.Int64
-	seenSeq    sync.Map // payment id → last sequence newActions returned
-)
+var seenSeq sync.Map // payment id → last sequence newActions returned
 
 // newActions returns the actions of the callbacks queued for a payment
 // since the last call.
