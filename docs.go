@@ -156,7 +156,7 @@ func (g *Gateway) handleDocs(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	// Everything is inline; Stripe.js may be loaded for a Payment Element in
 	// Stripe's test mode only.
-	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline' https://js.stripe.com; style-src 'self' 'unsafe-inline'; frame-src https://js.stripe.com https://hooks.stripe.com; connect-src 'self' https://api.stripe.com; img-src 'self' data:; base-uri 'none'; form-action 'self'")
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline' https://js.stripe.com; style-src 'self' 'unsafe-inline'; frame-src https://js.stripe.com https://hooks.stripe.com; connect-src 'self' https://api.stripe.com; img-src 'self' data: https://*.stripe.com; base-uri 'none'; form-action 'self'")
 	_, _ = w.Write(buf.Bytes())
 }
 
@@ -247,15 +247,6 @@ func schemaDescription(root, s openAPINode) string {
 	return d
 }
 
-func pretty(v any) string {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-	return strings.TrimSpace(buf.String())
-}
-
 // docsFromOpenAPI builds the page's reference from the OpenAPI document:
 // every operation grouped by tag, with its parameters, body, examples and
 // responses, and the error types.
@@ -307,13 +298,20 @@ func docsFromOpenAPI(raw []byte) (docsPage, error) {
 					required[name] = true
 				}
 				props := node(schema, "properties")
-				for _, name := range orderedKeys(raw, path, method, props) {
+				bodyAt := []string{"paths", path, method, "requestBody", "content", "application/json"}
+				names := objectKeys(rawAt(raw, append(bodyAt, "schema", "properties")...))
+				if len(names) != len(props) { // a $ref'd schema: no document order to keep
+					names = names[:0]
+					for k := range props {
+						names = append(names, k)
+					}
+					sort.Strings(names)
+				}
+				for _, name := range names {
 					ps := node(props, name)
 					op.Body = append(op.Body, docsField{Name: name, Type: schemaType(root, ps), Description: schemaDescription(root, ps), Required: required[name]})
 				}
-				if ex, ok := media["example"]; ok {
-					op.BodyExample = pretty(ex)
-				}
+				op.BodyExample = prettyRaw(rawAt(raw, append(bodyAt, "example")...))
 			}
 			rs := node(o, "responses")
 			var codes []string
@@ -326,9 +324,7 @@ func docsFromOpenAPI(raw []byte) (docsPage, error) {
 				dr := docsResponse{Status: c, Description: str(rn, "description")}
 				if c < "300" {
 					for media := range node(rn, "content") {
-						if ex, ok := node(node(rn, "content"), media)["example"]; ok {
-							dr.Example = pretty(ex)
-						}
+						dr.Example = prettyRaw(rawAt(raw, "paths", path, method, "responses", c, "content", media, "example"))
 					}
 				}
 				op.Responses = append(op.Responses, dr)
@@ -355,16 +351,14 @@ func docsFromOpenAPI(raw []byte) (docsPage, error) {
 		dth, _ := descsTH[name].(string)
 		p.Errors = append(p.Errors, docsError{Type: name, Status: int(st), Description: d, DescriptionTH: dth})
 	}
-	cb := resolve(root, node(node(node(root, "components"), "schemas"), "CallbackPayload"))
-	p.CallbackEx = pretty(cb["example"])
-	ee := resolve(root, node(node(node(root, "components"), "schemas"), "ErrorEnvelope"))
-	p.ErrorEx = pretty(ee["example"])
-	p.EnvelopeEx = pretty(map[string]any{"status": true, "code": 200, "message": "OK", "data": map[string]any{}})
+	p.CallbackEx = prettyRaw(rawAt(raw, "components", "schemas", "CallbackPayload", "example"))
+	p.ErrorEx = prettyRaw(rawAt(raw, "components", "schemas", "ErrorEnvelope", "example"))
+	p.EnvelopeEx = prettyRaw(json.RawMessage(`{"status": true, "code": 200, "message": "OK", "data": {}}`))
 	action := resolve(root, node(node(node(node(node(root, "components"), "schemas"), "CallbackPayload"), "properties"), "action"))
 	for _, a := range list(action, "enum") {
 		p.Actions = append(p.Actions, fmt.Sprint(a))
 	}
-	if p.Endpoints == 0 || len(p.Errors) == 0 || len(p.Actions) == 0 {
+	if p.Endpoints == 0 || len(p.Errors) == 0 || len(p.Actions) == 0 || p.CallbackEx == "" || p.ErrorEx == "" {
 		return docsPage{}, fmt.Errorf("openapi.json: no operations, error types or callback actions")
 	}
 	return p, nil
@@ -383,58 +377,54 @@ func enumOf(root, s openAPINode) string {
 	return "(" + strings.Join(vals, " · ") + ")"
 }
 
-// orderedKeys returns a request body's property names in the document's
-// order (a Go map has none): it reads them from the raw JSON.
-func orderedKeys(raw []byte, path, method string, props openAPINode) []string {
-	var doc struct {
-		Paths map[string]map[string]struct {
-			RequestBody struct {
-				Content map[string]struct {
-					Schema struct {
-						Properties json.RawMessage `json:"properties"`
-					} `json:"schema"`
-				} `json:"content"`
-			} `json:"requestBody"`
-		} `json:"paths"`
+// rawAt returns the raw JSON at a path of object keys in raw, or nil.
+// Unlike a decoded map, it keeps the document's key order.
+func rawAt(raw []byte, path ...string) json.RawMessage {
+	cur := json.RawMessage(raw)
+	for _, k := range path {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(cur, &m) != nil {
+			return nil
+		}
+		if cur = m[k]; cur == nil {
+			return nil
+		}
 	}
+	return cur
+}
+
+// objectKeys returns the keys of a raw JSON object in the document's order.
+func objectKeys(obj json.RawMessage) []string {
 	var keys []string
-	if json.Unmarshal(raw, &doc) == nil {
-		dec := json.NewDecoder(bytes.NewReader(doc.Paths[path][method].RequestBody.Content["application/json"].Schema.Properties))
-		depth := 0
-		for {
-			tok, err := dec.Token()
-			if err != nil {
-				break
-			}
-			switch t := tok.(type) {
-			case json.Delim:
-				if t == '{' || t == '[' {
-					depth++
-				} else {
-					depth--
-				}
-			case string:
-				if depth == 1 {
-					if _, ok := props[t]; ok {
-						keys = append(keys, t)
-						// skip the value
-						var skip json.RawMessage
-						if dec.Decode(&skip) != nil {
-							return keys
-						}
-					}
-				}
-			}
-		}
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
 	}
-	if len(keys) != len(props) {
-		keys = keys[:0]
-		for k := range props {
-			keys = append(keys, k)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return keys
 		}
-		sort.Strings(keys)
+		k, _ := tok.(string)
+		keys = append(keys, k)
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return keys
+		}
 	}
 	return keys
+}
+
+// prettyRaw indents raw JSON, keeping its key order; "" for none.
+func prettyRaw(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var buf bytes.Buffer
+	if json.Indent(&buf, raw, "", "  ") != nil {
+		return ""
+	}
+	return buf.String()
 }
 
 func curlFor(op docsOp) string {

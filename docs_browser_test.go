@@ -63,6 +63,7 @@ func TestDocsPageInBrowser(t *testing.T) {
 				name + "-full.jpg":         chromedp.FullScreenshot(80),
 				name + "-top.png":          chromedp.CaptureScreenshot(),
 				name + "-test-payment.png": chromedp.Screenshot(chromedp.CSS("#test-payment")),
+				name + "-reference.png":    chromedp.Screenshot(chromedp.CSS("#tag-payment-link")),
 			}
 			for file, shot := range shots {
 				if err != nil {
