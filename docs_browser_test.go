@@ -204,4 +204,13 @@ func TestDocsTestPaymentInBrowser(t *testing.T) {
 			t.Errorf("%s: error shown %q", tc.method, eval[string](t, ctx, `document.querySelector('#tp-error').textContent`))
 		}
 	}
+
+	// Coming back from the payment page (the return URL every method is
+	// given) shows the last payment again.
+	last := eval[string](t, ctx, `document.querySelector('#tp-payment-id').textContent`)
+	run(chromedp.Navigate(e.srv.URL+"/docs?paid=1#test-payment"),
+		void(chromedp.Poll[bool](`document.querySelector('#tp-payment-id').textContent===`+fmt.Sprintf("%q", last))))
+	if hist := eval[string](t, ctx, `document.querySelector('#tp-history tbody').innerText`); !strings.Contains(hist, "payment_created") {
+		t.Errorf("after returning: history shown %q", hist)
+	}
 }

@@ -42,7 +42,9 @@
   var state = { paymentId: "", timer: 0 };
   try {
     if (keyInput) keyInput.value = sessionStorage.getItem("paygate-docs-key") || "";
-    state.paymentId = sessionStorage.getItem("paygate-docs-payment") || "";
+    // The payment id (not a secret) is shared by the tabs of this browser, so
+    // a payment page opened in a new tab returns to a page that knows it.
+    state.paymentId = localStorage.getItem("paygate-docs-payment") || "";
   } catch (e) {}
 
   function t(th, en) { return html.getAttribute("data-lang") === "en" ? en : th; }
@@ -177,7 +179,7 @@
     }
     done.then(function (id) {
       state.paymentId = id;
-      try { sessionStorage.setItem("paygate-docs-payment", id); } catch (e) {}
+      try { localStorage.setItem("paygate-docs-payment", id); } catch (e) {}
       return refresh();
     }).catch(function (e) { showError(e.message); }).then(function () {
       btn.disabled = false;
