@@ -187,6 +187,11 @@ func (e *env) do(method, path, body string, hdr ...string) *response {
 	if err := apitest.CheckResponse(req, resp.StatusCode, resp.Header, raw); err != nil {
 		e.t.Errorf("%v\n%s", err, raw)
 	}
+	if resp.StatusCode < 300 {
+		if err := apitest.CheckRequest(req, []byte(body)); err != nil {
+			e.t.Errorf("%v\nbody: %s", err, body)
+		}
+	}
 	return out
 }
 

@@ -86,6 +86,11 @@ func TestRunEndToEnd(t *testing.T) {
 		if err := apitest.CheckResponse(req, resp.StatusCode, resp.Header, raw); err != nil {
 			t.Error(err)
 		}
+		if resp.StatusCode < 300 {
+			if err := apitest.CheckRequest(req, []byte(body)); err != nil {
+				t.Error(err)
+			}
+		}
 		if resp.StatusCode != wantStatus {
 			t.Fatalf("%s %s: %d, want %d: %s", method, path, resp.StatusCode, wantStatus, raw)
 		}

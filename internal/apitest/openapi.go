@@ -86,6 +86,30 @@ func CheckResponse(req *http.Request, status int, header http.Header, body []byt
 	return nil
 }
 
+// CheckRequest validates a request the API accepted (answered 2xx) against
+// the document: its parameters and body (given apart, as sent) must be
+// ones the document allows, or the document is stricter than the API.
+func CheckRequest(req *http.Request, body []byte) error {
+	if _, err := Doc(); err != nil {
+		return err
+	}
+	r := req.Clone(context.Background())
+	r.URL = &url.URL{Path: req.URL.Path, RawPath: req.URL.RawPath, RawQuery: req.URL.RawQuery}
+	r.Host = ""
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	route, params, err := router.FindRoute(r)
+	if err != nil {
+		return fmt.Errorf("%s %s: no route in openapi.json: %w", req.Method, req.URL.Path, err)
+	}
+	in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true}}
+	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+		return fmt.Errorf("%s %s was accepted, but openapi.json does not allow it: %w", req.Method, req.URL.Path, err)
+	}
+	return nil
+}
+
 // CheckSchema validates a JSON value against a schema of the document's
 // components (by name, such as "CallbackPayload").
 func CheckSchema(name string, body []byte) error {
