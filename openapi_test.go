@@ -118,6 +118,19 @@ func TestOpenAPIValidatorRefuses(t *testing.T) {
 			t.Errorf("%s: accepted", tc.name)
 		}
 	}
+	post := func() *http.Request {
+		r, _ := http.NewRequest("POST", "http://127.0.0.1:1/api/payments/payment-intent", nil)
+		r.Header.Set("Content-Type", "application/json")
+		return r
+	}
+	for _, body := range []string{`{"currency":"usd"}`, `{"amount":1,"color":"red"}`, `{"amount":true}`} {
+		if err := apitest.CheckRequest(post(), []byte(body)); err == nil {
+			t.Errorf("request %s: accepted", body)
+		}
+	}
+	if err := apitest.CheckRequest(post(), []byte(`{"amount":"19.99","currency":"JPY","metadata":{"orderId":"1"}}`)); err != nil {
+		t.Errorf("a valid request refused: %v", err)
+	}
 	ok := `{"status":true,"code":200,"message":"OK","data":{"publishableKey":"pk_test_1","currency":"usd"}}`
 	if err := apitest.CheckResponse(get("/api/payments/config"), 200, h, []byte(ok)); err != nil {
 		t.Fatalf("a valid response refused: %v", err)
