@@ -39,6 +39,8 @@
   var stripeBase = body.getAttribute("data-stripe-base");
   var $ = function (id) { return document.getElementById(id); };
   var keyInput = $("tp-key");
+  // The API is beside this page: Handler may be mounted under a prefix.
+  var apiBase = location.pathname.replace(/\/docs\/?$/, "");
   var state = { paymentId: "", timer: 0 };
   try {
     if (keyInput) keyInput.value = sessionStorage.getItem("paygate-docs-key") || "";
@@ -59,7 +61,7 @@
       headers["Idempotency-Key"] = "docs-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
       init.body = JSON.stringify(payload);
     }
-    return fetch(path, init).then(function (r) {
+    return fetch(apiBase + path, init).then(function (r) {
       return r.json().then(function (env) {
         if (!env.status) {
           var p = env.error && env.error.param ? " (" + env.error.param + ")" : "";
