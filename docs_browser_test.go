@@ -3,6 +3,8 @@ package paygate_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,8 +14,10 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/numedapp/paygate"
+	"github.com/numedapp/paygate/callback"
 	"github.com/numedapp/paygate/internal/browser"
 	"github.com/numedapp/paygate/internal/testenv"
+	"github.com/numedapp/paygate/sandbox"
 )
 
 // screenshotDir is where page screenshots go: $PAYGATE_SCREENSHOTS if set
@@ -122,12 +126,30 @@ func TestDocsPageInBrowser(t *testing.T) {
 	}
 }
 
-// void drops an action's value.
-func void[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
-	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
-		_, err := a(ctx, t)
-		return chromedp.Void{}, err
+// waitFor evaluates expr until it is true (for up to a minute), across
+// page loads: the page may be navigating when it is asked.
+func waitFor(t *testing.T, ctx context.Context, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	var last error
+	for time.Now().Before(deadline) {
+		step, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ok, err := chromedp.Run(step, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
 	}
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	t.Fatalf("waited a minute for %s (at %s): %v", expr, loc, last)
+}
+
+// press clicks a button from script.
+func press(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	eval[bool](t, ctx, `(()=>{document.querySelector(`+fmt.Sprintf("%q", sel)+`).click();return true})()`)
 }
 
 func jsArray(ss []string) string {
@@ -142,7 +164,7 @@ func jsArray(ss []string) string {
 // the page is in sandbox mode): each method creates a payment through the
 // API with the key entered, offers the page to pay it on, and shows the
 // payment's history; a wrong key shows the API's error. Paying end to end
-// needs the stateful sandbox; the integrator adds that check.
+// is TestDocsTestPaymentPaysOnSandbox.
 func TestDocsTestPaymentInBrowser(t *testing.T) {
 	e := newEnv(t)
 	ctx := browser.New(t, 3*time.Minute)
@@ -157,8 +179,11 @@ func TestDocsTestPaymentInBrowser(t *testing.T) {
 	run(chromedp.Navigate(e.srv.URL+"/docs?lang=en#test-payment"), chromedp.WaitVisible(chromedp.CSS("#tp-form")))
 
 	// A wrong key: the API's 401 is shown, nothing is created.
-	run(chromedp.SendKeys(chromedp.CSS("#tp-key"), "wrong-key-0123456789"), chromedp.Click(chromedp.CSS("#tp-submit")),
-		chromedp.WaitVisible(chromedp.CSS("#tp-error")))
+	// (Buttons are pressed from script: the page scrolls smoothly to
+	// #test-payment, and a click at coordinates taken mid-scroll can miss.)
+	run(chromedp.SendKeys(chromedp.CSS("#tp-key"), "wrong-key-0123456789"))
+	press(t, ctx, "#tp-submit")
+	run(chromedp.WaitVisible(chromedp.CSS("#tp-error")))
 	if msg := eval[string](t, ctx, `document.querySelector('#tp-error').textContent`); !strings.Contains(msg, "401 authentication") {
 		t.Fatalf("wrong key: error shown %q", msg)
 	}
@@ -173,7 +198,8 @@ func TestDocsTestPaymentInBrowser(t *testing.T) {
 			`document.querySelector('#tp-amount').value='12.34';`+
 			`window.prevPayment=document.querySelector('#tp-payment-id').textContent;`+
 			`document.querySelector('input[name=method][value=`+tc.method+`]').checked=true;return true})()`)
-		run(chromedp.Click(chromedp.CSS("#tp-submit")), void(chromedp.Poll[bool](`(t=>t.startsWith('pay_')&&t!==window.prevPayment)(document.querySelector('#tp-payment-id').textContent)`)))
+		press(t, ctx, "#tp-submit")
+		waitFor(t, ctx, `(t=>t.startsWith('pay_')&&t!==window.prevPayment)(document.querySelector('#tp-payment-id').textContent)`)
 		id := eval[string](t, ctx, `document.querySelector('#tp-payment-id').textContent`)
 		var p struct {
 			Method string `json:"method"`
@@ -208,9 +234,102 @@ func TestDocsTestPaymentInBrowser(t *testing.T) {
 	// Coming back from the payment page (the return URL every method is
 	// given) shows the last payment again.
 	last := eval[string](t, ctx, `document.querySelector('#tp-payment-id').textContent`)
-	run(chromedp.Navigate(e.srv.URL+"/docs?paid=1#test-payment"),
-		void(chromedp.Poll[bool](`document.querySelector('#tp-payment-id').textContent===`+fmt.Sprintf("%q", last))))
+	run(chromedp.Navigate(e.srv.URL + "/docs?paid=1#test-payment"))
+	waitFor(t, ctx, `document.querySelector('#tp-payment-id').textContent===`+fmt.Sprintf("%q", last))
 	if hist := eval[string](t, ctx, `document.querySelector('#tp-history tbody').innerText`); !strings.Contains(hist, "payment_created") {
 		t.Errorf("after returning: history shown %q", hist)
+	}
+}
+
+// A person pays through the test payment page end to end, on the sandbox:
+// for each method, the page creates the payment, the person pays on the
+// sandbox's page with the test card and comes back, Stripe's webhooks
+// arrive, and the page shows the payment succeeded with its history and
+// the callbacks the merchant acknowledged.
+func TestDocsTestPaymentPaysOnSandbox(t *testing.T) {
+	sb, err := sandbox.NewServer(sandbox.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.Close)
+	m := newMerchant(t)
+	e := newEnv(t, func(c *paygate.Config) {
+		paygate.SetBackend(c, nil) // stripe-go's own backend, to the sandbox
+		c.StripeAPIBase, c.StripeSecretKey = sb.URL(), "sk_test_123abc"
+		c.WebhookSecrets = []string{sb.WebhookSecret()}
+		c.CallbackURL = m.URL + "/hooks/paygate"
+		c.Now = sb.Now
+	})
+	if err := sb.SetWebhook(e.srv.URL+paygate.WebhookPath, ""); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := callback.New(callback.Config{Queue: e.store, Secrets: []string{callbackSecret}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser.New(t, 4*time.Minute)
+	run := func(actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		step, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := chromedp.Do(step, actions...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(chromedp.Navigate(e.srv.URL+"/docs?lang=en#test-payment"), chromedp.WaitVisible(chromedp.CSS("#tp-form")),
+		chromedp.SendKeys(chromedp.CSS("#tp-key"), testAPIKey))
+	for _, method := range []string{"link", "checkout", "intent"} {
+		eval[bool](t, ctx, `(()=>{document.querySelector('#tp-amount').value='12.34';`+
+			`window.prevPayment=document.querySelector('#tp-payment-id').textContent;`+
+			`document.querySelector('input[name=method][value=`+method+`]').checked=true;return true})()`)
+		press(t, ctx, "#tp-submit")
+		waitFor(t, ctx, `(t=>t.startsWith('pay_')&&t!==window.prevPayment)(document.querySelector('#tp-payment-id').textContent) || !document.querySelector('#tp-error').hidden`)
+		if msg := eval[string](t, ctx, `document.querySelector('#tp-error').hidden ? '' : document.querySelector('#tp-error').textContent`); msg != "" {
+			t.Fatalf("%s: the page shows an error: %s", method, msg)
+		}
+		run(chromedp.WaitVisible(chromedp.CSS("#tp-open")))
+		id := eval[string](t, ctx, `document.querySelector('#tp-payment-id').textContent`)
+		payAt := eval[string](t, ctx, `document.querySelector('#tp-open').href`)
+		if !strings.HasPrefix(payAt, sb.URL()) {
+			t.Fatalf("%s: pays at %q, not on the sandbox", method, payAt)
+		}
+		// The person pays on the sandbox's page and is sent back.
+		run(chromedp.Navigate(payAt), chromedp.Click(chromedp.ID("card-4242424242424242")))
+		waitFor(t, ctx, `location.pathname==='/docs' && document.querySelector('#tp-payment-id').textContent===`+fmt.Sprintf("%q", id))
+		if lang := eval[string](t, ctx, `document.documentElement.dataset.lang`); lang != "en" {
+			t.Errorf("%s: came back in %q, not in the language the payment was made in", method, lang)
+		}
+		sb.DeliverAll()
+		if _, err := eng.DeliverDue(context.Background(), 100); err != nil {
+			t.Fatal(err)
+		}
+		// The page catches up by itself (it polls).
+		step, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err := chromedp.Run(step, chromedp.Poll[bool](`document.querySelector('#tp-status').dataset.status==='succeeded' && `+
+			`document.querySelector('#tp-history tbody').innerText.includes('payment_succeeded') && `+
+			`document.querySelector('#tp-callbacks tbody').innerText.includes('✔')`))
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: the page never showed the payment succeeded with a delivered callback: status %q\n%s\n%s", method,
+				eval[string](t, ctx, `document.querySelector('#tp-status').textContent`),
+				eval[string](t, ctx, `document.querySelector('#tp-history tbody').innerText`),
+				eval[string](t, ctx, `document.querySelector('#tp-callbacks tbody').innerText`))
+		}
+		if method == "intent" {
+			step, cancel := context.WithTimeout(ctx, time.Minute)
+			img, err := chromedp.Run(step, chromedp.Screenshot(chromedp.CSS("#test-payment")))
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(screenshotDir(t), "docs-test-payment-paid.png"), img, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.verified < 3 || m.verified != len(m.bodies) {
+		t.Fatalf("merchant: %d callbacks, %d verified", len(m.bodies), m.verified)
 	}
 }

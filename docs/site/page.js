@@ -120,7 +120,9 @@
     $("tp-open-wrap").hidden = false;
   }
 
-  function returnURL() { return location.origin + location.pathname + "?paid=1#test-payment"; }
+  // Where a payment page sends the person back: this page, in the language
+  // shown now.
+  function returnURL() { return location.origin + location.pathname + "?paid=1&lang=" + html.getAttribute("data-lang") + "#test-payment"; }
 
   function mountElement(session) {
     var box = $("tp-element");
