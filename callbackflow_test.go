@@ -16,6 +16,7 @@ import (
 
 	"github.com/numedapp/paygate"
 	"github.com/numedapp/paygate/callback"
+	"github.com/numedapp/paygate/internal/apitest"
 )
 
 const callbackSecret = "whsec_c2VjcmV0LWtleS1mb3ItcGF5Z2F0ZS10ZXN0cy0xMjM0NTY="
@@ -37,6 +38,9 @@ func newMerchant(t *testing.T) *merchant {
 		defer m.mu.Unlock()
 		if wh.Verify(body, r.Header) == nil && callback.Verify(callbackSecret, r.Header, body) == nil {
 			m.verified++
+		}
+		if err := apitest.CheckSchema("CallbackPayload", body); err != nil {
+			t.Errorf("callback: %v\n%s", err, body)
 		}
 		m.bodies = append(m.bodies, body)
 		m.ids = append(m.ids, r.Header.Get("webhook-id"))
