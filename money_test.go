@@ -478,3 +478,31 @@ func TestMoney02ReconcileFindsTheLaterAttempt(t *testing.T) {
 		t.Fatalf("after reconcile: %+v", got.Payment)
 	}
 }
+
+// A list counts its total exactly up to paygate.ExactTotalLimit; beyond, it
+// says the total is an estimate (and the response still matches the
+// OpenAPI document, as every response in the suite does).
+func TestListTotalEstimatedBeyondExactLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if _, err := e.pool.Exec(context.Background(), `INSERT INTO paygate_payments (id, method, status, amount, currency, created_at, updated_at)
+		SELECT 'pay_many' || g, 'intent', 'pending', 100, 'usd', now(), now() FROM generate_series(1, $1) g`, paygate.ExactTotalLimit+50); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(context.Background(), `ANALYZE paygate_payments`); err != nil {
+		t.Fatal(err)
+	}
+	var page struct {
+		Total          int  `json:"total"`
+		TotalEstimated bool `json:"totalEstimated"`
+	}
+	e.do("GET", "/api/payments?limit=5", "").must(t, 200, &page)
+	if !page.TotalEstimated || page.Total <= paygate.ExactTotalLimit {
+		t.Fatalf("page = %+v", page)
+	}
+	var exact map[string]any
+	e.do("GET", "/api/payments?status=succeeded", "").must(t, 200, &exact)
+	if _, ok := exact["totalEstimated"]; ok || exact["total"] != float64(0) {
+		t.Fatalf("an exact count under the limit: %+v", exact)
+	}
+}
