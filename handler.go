@@ -253,6 +253,13 @@ func pageParams(r *http.Request) (PageParams, error) {
 		return p, err
 	}
 	p.Cursor = r.URL.Query().Get("cursor")
+	switch r.URL.Query().Get("total") {
+	case "", "exact":
+	case "estimate":
+		p.EstimateTotal = true
+	default:
+		return p, invalidParam("total", "total must be exact or estimate")
+	}
 	return p, nil
 }
 

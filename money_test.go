@@ -479,9 +479,10 @@ func TestMoney02ReconcileFindsTheLaterAttempt(t *testing.T) {
 	}
 }
 
-// A list counts its total exactly up to paygate.ExactTotalLimit; beyond, it
-// says the total is an estimate (and the response still matches the
-// OpenAPI document, as every response in the suite does).
+// A list counts its total exactly; asked for an estimate (total=estimate),
+// exactly up to paygate.ExactTotalLimit and beyond it an estimate it says
+// is one (the responses match the OpenAPI document, as every response in
+// the suite does).
 func TestListTotalEstimatedBeyondExactLimit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -496,13 +497,22 @@ func TestListTotalEstimatedBeyondExactLimit(t *testing.T) {
 		Total          int  `json:"total"`
 		TotalEstimated bool `json:"totalEstimated"`
 	}
-	e.do("GET", "/api/payments?limit=5", "").must(t, 200, &page)
+	e.do("GET", "/api/payments?limit=5&total=estimate", "").must(t, 200, &page)
 	if !page.TotalEstimated || page.Total <= paygate.ExactTotalLimit {
 		t.Fatalf("page = %+v", page)
 	}
-	var exact map[string]any
-	e.do("GET", "/api/payments?status=succeeded", "").must(t, 200, &exact)
-	if _, ok := exact["totalEstimated"]; ok || exact["total"] != float64(0) {
-		t.Fatalf("an exact count under the limit: %+v", exact)
+	for _, path := range []string{"/api/payments?limit=5", "/api/payments?limit=5&total=exact", "/api/payments?status=succeeded&total=estimate"} {
+		var exact map[string]any
+		e.do("GET", path, "").must(t, 200, &exact)
+		want := float64(paygate.ExactTotalLimit + 50)
+		if strings.Contains(path, "succeeded") {
+			want = 0
+		}
+		if _, ok := exact["totalEstimated"]; ok || exact["total"] != want {
+			t.Fatalf("%s: %+v, want an exact total of %v", path, exact, want)
+		}
+	}
+	if r := e.do("GET", "/api/payments?total=roughly", ""); r.Status != 400 || r.param() != "total" {
+		t.Fatalf("total=roughly: %s", r.Raw)
 	}
 }

@@ -82,15 +82,18 @@ type PageParams struct {
 	Limit  int
 	Offset int
 	Cursor string
+	// EstimateTotal makes Total exact only up to ExactTotalLimit and an
+	// estimate beyond it (Page.TotalEstimated), so that a page of a list of
+	// millions costs the page, not a count of the millions. Default: exact.
+	EstimateTotal bool
 }
 
 // Page is one page of a list, newest first.
 type Page[T any] struct {
 	Items []T `json:"items"`
-	// Total is how many items match: exact up to ExactTotalLimit; above it,
-	// the database's estimate (at least ExactTotalLimit+1), and
-	// TotalEstimated is true — counting millions of rows exactly on every
-	// page would cost more than the page.
+	// Total is how many items match. With PageParams.EstimateTotal it is
+	// exact up to ExactTotalLimit and above it the database's estimate (at
+	// least ExactTotalLimit+1), and TotalEstimated is true.
 	Total          int  `json:"total"`
 	TotalEstimated bool `json:"totalEstimated,omitempty"`
 	Limit          int  `json:"limit"`
@@ -99,7 +102,8 @@ type Page[T any] struct {
 	NextCursor *string `json:"nextCursor"`
 }
 
-// ExactTotalLimit is how far a list's Total is counted exactly.
+// ExactTotalLimit is how far a list's Total is counted exactly when the
+// caller asked for an estimate (PageParams.EstimateTotal).
 const ExactTotalLimit = 1_000
 
 // PaymentFilter selects payments for ListPayments. Zero fields match all.

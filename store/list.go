@@ -74,7 +74,7 @@ func byTimeSeq[T any](col string, key func(T) (time.Time, string)) keyset[T] {
 // them, newest first: after pp.Cursor when given, else from pp.Offset.
 func listPage[T any](ctx context.Context, q querier, table, columns string, where sq.And, pp paygate.PageParams,
 	ks keyset[T], scan pgx.RowToFunc[T]) (*paygate.Page[T], error) {
-	total, estimated, err := count(ctx, q, table, where)
+	total, estimated, err := count(ctx, q, table, where, pp.EstimateTotal)
 	if err != nil {
 		return nil, err
 	}
@@ -112,9 +112,20 @@ func listPage[T any](ctx context.Context, q querier, table, columns string, wher
 	return page, nil
 }
 
-// count counts table's rows matching where: exactly up to
-// paygate.ExactTotalLimit, else the planner's estimate (estimated true).
-func count(ctx context.Context, q querier, table string, where sq.And) (n int, estimated bool, err error) {
+// count counts table's rows matching where: exactly, or with estimate
+// exactly up to paygate.ExactTotalLimit and else the planner's estimate
+// (estimated true).
+func count(ctx context.Context, q querier, table string, where sq.And, estimate bool) (n int, estimated bool, err error) {
+	if !estimate {
+		sql, args, err := psql.Select("count(*)").From(table).Where(where).ToSql()
+		if err != nil {
+			return 0, false, err
+		}
+		if err := q.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+			return 0, false, fmt.Errorf("store: count %s: %w", table, err)
+		}
+		return n, false, nil
+	}
 	inner := psql.Select("1").From(table).Where(where)
 	sql, args, err := psql.Select("count(*)").FromSelect(inner.Limit(paygate.ExactTotalLimit+1), "capped").ToSql()
 	if err != nil {

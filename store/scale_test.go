@@ -287,7 +287,8 @@ func TestListPlansUseIndexes(t *testing.T) {
 // BenchmarkListsAtScale times the first page and a deep cursor page of every
 // documented list and filter; each sub-benchmark reports its p99.
 // PAYGATE_SCALE_PAYMENTS (default 1,000,000) sets the size; history is five
-// times as many rows.
+// times as many rows. Pages ask for an estimated total (total=estimate);
+// PAYGATE_SCALE_TOTAL=exact times them with exact counts.
 func BenchmarkListsAtScale(b *testing.B) {
 	n := 1_000_000
 	if v, err := strconv.Atoi(os.Getenv("PAYGATE_SCALE_PAYMENTS")); err == nil && v > 0 {
@@ -304,7 +305,8 @@ func BenchmarkListsAtScale(b *testing.B) {
 			if deep && cursor == nil {
 				continue
 			}
-			pp := paygate.PageParams{Limit: 50}
+			estimate := os.Getenv("PAYGATE_SCALE_TOTAL") != "exact"
+			pp := paygate.PageParams{Limit: 50, EstimateTotal: estimate}
 			name := c.name + "/first"
 			if deep {
 				pp.Cursor, name = *cursor, c.name+"/deep"
