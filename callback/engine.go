@@ -34,6 +34,21 @@ type Queue interface {
 	RecordCallbackAttempt(ctx context.Context, c *Callback, a Attempt) (bool, error)
 }
 
+// BatchQueue is a Queue that records the attempts of several callbacks in
+// one transaction (one commit for a batch of claims, not one each); the
+// Engine uses it when its Queue has it. Each result is applied or not as
+// RecordCallbackAttempt would (fenced by its lease token); applied reports
+// which were.
+type BatchQueue interface {
+	RecordCallbackAttempts(ctx context.Context, results []Result) (applied []bool, err error)
+}
+
+// Result is one attempt to record: the callback's new state and the attempt.
+type Result struct {
+	Callback *Callback
+	Attempt  Attempt
+}
+
 // Config configures an Engine. Zero fields take the defaults named.
 type Config struct {
 	// Queue is the outbox (required): store.New(pool).
@@ -240,23 +255,25 @@ func (e *Engine) deliverDue(ctx context.Context, limit int) (int, error) {
 	if len(cbs) == 0 && e.brk.isOpen() {
 		e.brk.record(e.cfg.Now(), false, false) // nothing to probe with: close
 	}
+	results := make([]attempt, len(cbs))
 	var wg sync.WaitGroup
 	for i := range cbs {
 		wg.Add(1)
-		go func(c *Callback) {
+		go func(i int) {
 			defer wg.Done()
-			e.deliver(context.WithoutCancel(ctx), c)
-		}(&cbs[i])
+			results[i] = e.attempt(context.WithoutCancel(ctx), &cbs[i])
+		}(i)
 	}
 	wg.Wait()
+	e.record(context.WithoutCancel(ctx), cbs, results)
 	return len(cbs), nil
 }
 
 // maxResponseBody is how much of the merchant's answer is kept in the log.
 const maxResponseBody = 1 << 10
 
-// deliver makes one attempt and records it.
-func (e *Engine) deliver(ctx context.Context, c *Callback) {
+// attempt sends c once and sets its new state from the outcome.
+func (e *Engine) attempt(ctx context.Context, c *Callback) attempt {
 	a := e.send(ctx, c)
 	now := e.cfg.Now()
 	a.CreatedAt = now
@@ -276,20 +293,48 @@ func (e *Engine) deliver(ctx context.Context, c *Callback) {
 		c.Status, c.LastError = StatusPending, a.Error
 		c.NextAttemptAt = now.Add(e.delay(c.Attempts, a.retryAfter))
 	}
-	applied, err := e.cfg.Queue.RecordCallbackAttempt(ctx, c, a.Attempt)
-	if err != nil {
-		e.log.LogAttrs(ctx, slog.LevelError, "callback: recording attempt failed", slog.String("callback_id", c.ID), slog.String("error", err.Error()))
-	} else if !applied {
-		e.log.LogAttrs(ctx, slog.LevelWarn, "callback: lease lost before the result was recorded; result kept in the log only",
-			slog.String("callback_id", c.ID), slog.Int("attempt", c.Attempts))
+	return a
+}
+
+// record stores the attempts of a claimed batch: in one transaction when
+// the Queue can (BatchQueue), else one by one; then logs and reports them.
+func (e *Engine) record(ctx context.Context, cbs []Callback, results []attempt) {
+	applied := make([]bool, len(cbs))
+	errs := make([]error, len(cbs))
+	if bq, ok := e.cfg.Queue.(BatchQueue); ok && len(cbs) > 1 {
+		rs := make([]Result, len(cbs))
+		for i := range cbs {
+			rs[i] = Result{Callback: &cbs[i], Attempt: results[i].Attempt}
+		}
+		ok, err := bq.RecordCallbackAttempts(ctx, rs)
+		for i := range cbs {
+			if err != nil {
+				errs[i] = err
+			} else {
+				applied[i] = ok[i]
+			}
+		}
+	} else {
+		for i := range cbs {
+			applied[i], errs[i] = e.cfg.Queue.RecordCallbackAttempt(ctx, &cbs[i], results[i].Attempt)
+		}
 	}
-	if !a.Success {
-		e.log.LogAttrs(ctx, slog.LevelWarn, "callback: attempt failed", slog.String("callback_id", c.ID),
-			slog.Int("attempt", c.Attempts), slog.Int("status", a.StatusCode), slog.String("error_class", a.ErrorClass),
-			slog.String("next_status", string(c.Status)))
-	}
-	if e.cfg.OnAttempt != nil {
-		e.cfg.OnAttempt(a.Attempt)
+	for i := range cbs {
+		c, a := &cbs[i], results[i]
+		if errs[i] != nil {
+			e.log.LogAttrs(ctx, slog.LevelError, "callback: recording attempt failed", slog.String("callback_id", c.ID), slog.String("error", errs[i].Error()))
+		} else if !applied[i] {
+			e.log.LogAttrs(ctx, slog.LevelWarn, "callback: lease lost before the result was recorded; result kept in the log only",
+				slog.String("callback_id", c.ID), slog.Int("attempt", c.Attempts))
+		}
+		if !a.Success {
+			e.log.LogAttrs(ctx, slog.LevelWarn, "callback: attempt failed", slog.String("callback_id", c.ID),
+				slog.Int("attempt", c.Attempts), slog.Int("status", a.StatusCode), slog.String("error_class", a.ErrorClass),
+				slog.String("next_status", string(c.Status)))
+		}
+		if e.cfg.OnAttempt != nil {
+			e.cfg.OnAttempt(a.Attempt)
+		}
 	}
 }
 

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/numedapp/paygate"
+	"github.com/numedapp/paygate/callback"
 	"github.com/numedapp/paygate/internal/testenv"
 	"github.com/numedapp/paygate/store"
 )
@@ -132,5 +136,53 @@ func TestRecordWebhookEventsConcurrentBatches(t *testing.T) {
 		if p, _ := s.GetPayment(ctx, fmt.Sprintf("pay_c%02d", i)); p.CallbackSeq != 4 {
 			t.Fatalf("payment %d: %d changes, want 4", i, p.CallbackSeq)
 		}
+	}
+}
+
+// The attempts of a claimed batch are recorded in one transaction, each
+// fenced by its own lease token.
+func TestRecordCallbackAttemptsBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	s := store.New(pool)
+	if err := s.InsertPayment(ctx, newPayment("pay_cb1", t0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO paygate_callbacks (id, payment_id, webhook_event_id, sequence, event_type, action, url, payload,
+			status, next_attempt_at, created_at, updated_at)
+		SELECT 'cb_b' || g, 'pay_cb1', 'evt_b', g, 'x', 'payment_succeeded', 'https://m.example/h', '{}', 'pending', $1, $1, $1
+		FROM generate_series(1, 3) g`, t0); err != nil {
+		t.Fatal(err)
+	}
+	var claimed []paygate.Callback
+	for range 3 { // one at a time: a payment's callbacks go in sequence
+		c, err := s.ClaimCallbacks(ctx, 10, time.Minute, t0)
+		if err != nil || len(c) != 1 {
+			t.Fatalf("claim: %v %v", c, err)
+		}
+		c[0].Status = paygate.CallbackFailed // let the next one be claimed
+		if _, err := pool.Exec(ctx, `UPDATE paygate_callbacks SET status = 'failed' WHERE id = $1`, c[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		claimed = append(claimed, c[0])
+	}
+	claimed[1].LeaseToken = "stale" // its lease went to another worker
+	var results []callback.Result
+	for i := range claimed {
+		claimed[i].Status = paygate.CallbackSucceeded
+		results = append(results, callback.Result{Callback: &claimed[i], Attempt: paygate.CallbackAttempt{URL: "https://m.example/h", Attempt: 1,
+			Success: true, StatusCode: 200, CreatedAt: t0}})
+	}
+	applied, err := s.RecordCallbackAttempts(ctx, results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]bool{true, false, true}, applied); diff != "" {
+		t.Fatalf("applied (-want +got):\n%s", diff)
+	}
+	var attempts int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM paygate_callback_attempts`).Scan(&attempts); err != nil || attempts != 3 {
+		t.Fatalf("%d attempt rows, %v", attempts, err)
 	}
 }

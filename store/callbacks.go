@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/numedapp/paygate"
+	"github.com/numedapp/paygate/callback"
 )
 
 const callbackColumns = `id, payment_id, webhook_event_id, sequence, event_type, action, url, payload, status, attempts,
@@ -82,14 +83,7 @@ func (s *Store) RecordCallbackAttempt(ctx context.Context, c *paygate.Callback, 
 	var applied bool
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
-		b.Queue(`UPDATE paygate_callbacks SET status = $3, next_attempt_at = $4, last_error = $5, delivered_at = $6,
-			lease_token = NULL, lease_expires_at = NULL, updated_at = $7 WHERE id = $1 AND lease_token = $2`,
-			c.ID, c.LeaseToken, c.Status, c.NextAttemptAt, c.LastError, c.DeliveredAt, a.CreatedAt)
-		b.Queue(`INSERT INTO paygate_callback_attempts (callback_id, webhook_event_id, payment_id, url, attempt, success,
-			status_code, error, error_class, duration_ms, response_body, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			c.ID, c.WebhookEventID, c.PaymentID, a.URL, a.Attempt, a.Success, a.StatusCode, a.Error, a.ErrorClass,
-			a.DurationMs, a.ResponseBody, a.CreatedAt)
+		queueAttempt(b, c, a)
 		br := tx.SendBatch(ctx, b)
 		tag, err := br.Exec()
 		applied = err == nil && tag.RowsAffected() == 1
@@ -102,6 +96,49 @@ func (s *Store) RecordCallbackAttempt(ctx context.Context, c *paygate.Callback, 
 		return false, fmt.Errorf("store: record callback attempt: %w", err)
 	}
 	return applied, nil
+}
+
+// RecordCallbackAttempts implements callback.BatchQueue: the attempts of a
+// claimed batch in one transaction, each callback's new state fenced by its
+// lease token as in RecordCallbackAttempt.
+func (s *Store) RecordCallbackAttempts(ctx context.Context, results []callback.Result) ([]bool, error) {
+	applied := make([]bool, len(results))
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, r := range results {
+			queueAttempt(b, r.Callback, r.Attempt)
+		}
+		br := tx.SendBatch(ctx, b)
+		for i := range results {
+			tag, err := br.Exec()
+			if err == nil {
+				_, err = br.Exec()
+			}
+			if err != nil {
+				br.Close()
+				return err
+			}
+			applied[i] = tag.RowsAffected() == 1
+		}
+		return br.Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: record callback attempts: %w", err)
+	}
+	return applied, nil
+}
+
+// queueAttempt queues an attempt's two writes: the callback's new state
+// (only under its lease token) and the attempt's log row.
+func queueAttempt(b *pgx.Batch, c *paygate.Callback, a paygate.CallbackAttempt) {
+	b.Queue(`UPDATE paygate_callbacks SET status = $3, next_attempt_at = $4, last_error = $5, delivered_at = $6,
+		lease_token = NULL, lease_expires_at = NULL, updated_at = $7 WHERE id = $1 AND lease_token = $2`,
+		c.ID, c.LeaseToken, c.Status, c.NextAttemptAt, c.LastError, c.DeliveredAt, a.CreatedAt)
+	b.Queue(`INSERT INTO paygate_callback_attempts (callback_id, webhook_event_id, payment_id, url, attempt, success,
+		status_code, error, error_class, duration_ms, response_body, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		c.ID, c.WebhookEventID, c.PaymentID, a.URL, a.Attempt, a.Success, a.StatusCode, a.Error, a.ErrorClass,
+		a.DurationMs, a.ResponseBody, a.CreatedAt)
 }
 
 // GetCallback returns one callback.
