@@ -13,3 +13,9 @@ CREATE INDEX paygate_logs_source ON paygate_system_logs (source, created_at DESC
 -- One index entry less for every event stored.
 DROP INDEX paygate_events_status;
 CREATE INDEX paygate_events_status ON paygate_webhook_events (status, received_at DESC, id DESC) WHERE status <> 'processed';
+
+-- Room on each page for the new versions of updated rows, so that updates
+-- which change no indexed column (a payment's attempts, callback sequence,
+-- updated_at; a callback's lease) stay on their page (HOT): no index entry.
+ALTER TABLE paygate_payments SET (fillfactor = 85);
+ALTER TABLE paygate_callbacks SET (fillfactor = 80);
