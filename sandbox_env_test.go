@@ -1,6 +1,7 @@
 package paygate_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -96,6 +97,10 @@ func (m *sbMerchant) serve(w http.ResponseWriter, r *http.Request) {
 // sbOpts tunes newSBEnv.
 type sbOpts struct {
 	sandbox sandbox.Config
+	// lose, if set, says which webhooks are lost on the way: they are
+	// answered 200 without reaching paygate (as if Stripe's delivery
+	// vanished; only reconciliation can learn what they said).
+	lose func(eventType string) bool
 }
 
 // newSBEnv builds the whole chain for one test. The sandbox runs on real
@@ -133,7 +138,26 @@ func newSBEnv(t testing.TB, o sbOpts) *sbEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(gw.Handler())
+	h := gw.Handler()
+	if o.lose != nil {
+		inner := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == paygate.WebhookPath {
+				body, _ := io.ReadAll(r.Body)
+				var ev struct {
+					Type string `json:"type"`
+				}
+				_ = json.Unmarshal(body, &ev)
+				if o.lose(ev.Type) {
+					w.WriteHeader(http.StatusOK)
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(body))
+			}
+			inner.ServeHTTP(w, r)
+		})
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	if err := sb.SetWebhook(srv.URL+paygate.WebhookPath, ""); err != nil {
 		t.Fatal(err)
