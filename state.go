@@ -237,7 +237,9 @@ func (p *Payment) derive() {
 		if a.PaymentIntentID != "" {
 			p.PaymentIntentID = a.PaymentIntentID
 		}
-		if c := a.chargeID(); c != "" {
+		if c := a.chargeID(); c != "" || a.PaymentIntentID != "" {
+			// The owner's charge, "" until it is known: never the
+			// charge of another attempt's PaymentIntent.
 			p.ChargeID = c
 		}
 		if a.CheckoutSessionID != "" && (p.Method == MethodLink || p.CheckoutSessionID == "") {
