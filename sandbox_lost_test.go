@@ -61,8 +61,9 @@ func TestReconcileAfterLostWebhooks(t *testing.T) {
 			e.advance(25 * time.Hour)
 			return c.PaymentID
 		}, paygate.StatusExpired},
-		// Defect: reconciliation repairs the status from the Checkout
-		// Session but never learns the charge (a session names no charge,
+		// Was a defect (fixed: reconcile reads the session's
+		// PaymentIntent): reconciliation repaired the status from the
+		// Checkout Session but never learned the charge (a session names no charge,
 		// and the PaymentIntent is not read), so chargeId stays "".
 		{"checkout paid by card, every webhook lost", all, func(t *testing.T, e *sbEnv) string {
 			c := e.createCheckout(t, checkoutBody)
@@ -78,11 +79,13 @@ func TestReconcileAfterLostWebhooks(t *testing.T) {
 			}
 			return p.ID
 		}, paygate.StatusSucceeded},
-		// Defect: with the async failure's session event lost, the
+		// Was a defect (fixed: reconcile reads a complete, unpaid session
+		// whose PaymentIntent is back at requires_payment_method as
+		// async_payment_failed): with the async failure's session event lost, the
 		// attempt's session stays "unpaid" (processing), which outranks
 		// its failed charge; reconciliation reads the PaymentIntent
 		// (requires_payment_method, the charge failed) and learns nothing
-		// new. The payment stays processing for good.
+		// new. The payment stayed processing for good.
 		{"checkout debit fails, async_payment_failed lost", only("checkout.session.async_payment_failed"), func(t *testing.T, e *sbEnv) string {
 			c := e.createCheckout(t, checkoutBody)
 			if err := e.sb.PaySession(c.SessionID, debitFail); err != nil {
@@ -92,9 +95,19 @@ func TestReconcileAfterLostWebhooks(t *testing.T) {
 			e.advance(73 * time.Hour)
 			return c.PaymentID
 		}, paygate.StatusFailed},
-		// Defect: reconciliation of a checkout payment with a
-		// PaymentIntent reads the PaymentIntent (canceled), not the
-		// Session (expired): the payment ends canceled, not expired.
+		// Was a defect (fixed in state.go): reconciliation read the expired session and the
+		// canceled PaymentIntent, but a canceled PaymentIntent's charge
+		// (the declined one) was not recorded, so chargeId stayed "".
+		{"checkout declined then expired, every webhook lost", all, func(t *testing.T, e *sbEnv) string {
+			c := e.createCheckout(t, checkoutBody)
+			_ = e.sb.PaySession(c.SessionID, cardDecline)
+			e.advance(25 * time.Hour)
+			return c.PaymentID
+		}, paygate.StatusExpired},
+		// Was a defect (fixed: reconcile reads a checkout payment's
+		// session first): reconciliation of a checkout payment with a
+		// PaymentIntent read the PaymentIntent (canceled), not the
+		// Session (expired): the payment ended canceled, not expired.
 		{"checkout declined then expired, expiry webhooks lost", only("checkout.session.expired", "payment_intent.canceled"), func(t *testing.T, e *sbEnv) string {
 			c := e.createCheckout(t, checkoutBody)
 			_ = e.sb.PaySession(c.SessionID, cardDecline)
@@ -121,7 +134,7 @@ func TestReconcileAfterLostWebhooks(t *testing.T) {
 	}
 }
 
-// Defect: a link declined in a first visit and paid in a second, whose
+// Was a defect (fixed in state.go, derive): a link declined in a first visit and paid in a second, whose
 // success is known only from checkout.session.completed (the
 // PaymentIntent's and charge's webhooks lost), shows the second attempt's
 // paymentIntentId with the FIRST attempt's declined chargeId: derive keeps
