@@ -390,6 +390,10 @@ func applyEvent(p *Payment, e eventObject, source string, now time.Time) []Histo
 			if !a.Canceled {
 				a.Canceled, changed = true, true
 			}
+			if charge != "" {
+				// A canceled PaymentIntent's charge did not pay.
+				set(a.setCharge(charge, ChargeFailed))
+			}
 		}
 
 	case "checkout.session.completed", "checkout.session.async_payment_succeeded", "checkout.session.async_payment_failed", "checkout.session.expired":
