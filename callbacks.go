@@ -2,65 +2,31 @@ package paygate
 
 import (
 	"context"
-	"encoding/json"
 	"net/url"
 	"regexp"
 	"time"
+
+	"github.com/numedapp/paygate/callback"
 )
 
-// CallbackStatus is the state of a queued callback.
-type CallbackStatus string
+// CallbackStatus is the state of a queued callback (defined in package
+// callback, which delivers them).
+type CallbackStatus = callback.Status
 
 // The callback statuses.
 const (
-	CallbackPending   CallbackStatus = "pending"   // waiting for its next attempt (or being sent)
-	CallbackSucceeded CallbackStatus = "succeeded" // the merchant answered 2xx
-	CallbackFailed    CallbackStatus = "failed"    // 410 Gone, or the schedule ran out
+	CallbackPending   = callback.StatusPending   // waiting for its next attempt (or being sent)
+	CallbackSucceeded = callback.StatusSucceeded // the merchant answered 2xx
+	CallbackFailed    = callback.StatusFailed    // 410 Gone, or the schedule ran out
 )
 
 // Callback is one message to the merchant's system, queued in the outbox in
-// the same transaction as the payment change it reports.
-type Callback struct {
-	// ID is the callback's id (cb_…); it is also the webhook-id header of
-	// every attempt, so receivers can deduplicate.
-	ID             string          `json:"id"`
-	PaymentID      string          `json:"paymentId"`
-	WebhookEventID string          `json:"webhookEventId"` // Stripe's evt_ id
-	Sequence       int64           `json:"sequence"`       // per payment, strictly increasing
-	EventType      string          `json:"eventType"`
-	Action         string          `json:"action"`
-	URL            string          `json:"url"`
-	Payload        json.RawMessage `json:"payload"` // the exact body sent on every attempt
-	Status         CallbackStatus  `json:"status"`
-	Attempts       int             `json:"attempts"`
-	NextAttemptAt  time.Time       `json:"nextAttemptAt"`
-	LastError      string          `json:"lastError"`
-	CreatedAt      time.Time       `json:"createdAt"`
-	UpdatedAt      time.Time       `json:"updatedAt"`
-	DeliveredAt    *time.Time      `json:"deliveredAt"`
-
-	// LeaseToken identifies the worker holding the callback; the outcome
-	// of an attempt is recorded only under the same token.
-	LeaseToken string `json:"-"`
-}
+// the same transaction as the payment change it reports (see
+// callback.Callback).
+type Callback = callback.Callback
 
 // CallbackAttempt is one delivery attempt: a callback log row (API.md §4).
-type CallbackAttempt struct {
-	ID             string `json:"id"`
-	CallbackID     string `json:"callbackId"`
-	WebhookEventID string `json:"webhookEventId"`
-	PaymentID      string `json:"paymentId"`
-	URL            string `json:"url"`
-	Attempt        int    `json:"attempt"`
-	Success        bool   `json:"success"`
-	StatusCode     int    `json:"statusCode"` // 0 when no response
-	Error          string `json:"error"`
-	// ErrorClass is "", "timeout", "connect", "dns", "tls", "redirect" or "http".
-	ErrorClass   string    `json:"errorClass"`
-	DurationMs   int64     `json:"durationMs"`
-	ResponseBody string    `json:"responseBody"` // first 1 KiB
-	CreatedAt    time.Time `json:"createdAt"`
-}
+type CallbackAttempt = callback.Attempt
 
 // CallbackFilter selects callback log rows.
 type CallbackFilter struct {
@@ -70,8 +36,12 @@ type CallbackFilter struct {
 	PageParams
 }
 
-// callbackStore is the part of Store for callbacks' read side and control.
+// callbackStore is the part of Store for callbacks: the outbox Run's
+// engine works from (callback.Queue: claim with a lease, record each
+// attempt), its read side and control.
 type callbackStore interface {
+	callback.Queue
+
 	// ListCallbackAttempts returns one page of callback log rows, newest first.
 	ListCallbackAttempts(ctx context.Context, f CallbackFilter) (*Page[CallbackAttempt], error)
 	// RetryCallback makes a callback due at now again (whatever its status),
@@ -158,7 +128,11 @@ func (g *Gateway) RetryCallback(ctx context.Context, id string) (*Callback, erro
 	if !callbackIDPattern.MatchString(id) {
 		return nil, invalidParam("id", "id must be a callback id (cb_…)")
 	}
-	return g.store.RetryCallback(ctx, id, g.now())
+	c, err := g.store.RetryCallback(ctx, id, g.now())
+	if err == nil {
+		g.cfg.OnCallbacksQueued() // Run's engine sends it now
+	}
+	return c, err
 }
 
 // callbackHost is the scheme and host of the callback URL, for display.

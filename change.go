@@ -80,7 +80,7 @@ func (g *Gateway) queueCallbacks(p *Payment, e eventObject, hist []HistoryEntry,
 		}
 		switch h.EventType {
 		case HistoryRefundCreated, HistoryRefundUpdated, HistoryRefundFailed:
-			refunded := p.AmountRefunded
+			refunded := p.shownRefunded()
 			d.AmountRefunded = &refunded
 			d.RefundID, d.RefundStatus, d.RefundAmount = hd.RefundID, hd.RefundStatus, hd.RefundAmount
 		case HistoryDisputeCreated, HistoryDisputeUpdated, HistoryDisputeClosed:

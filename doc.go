@@ -33,13 +33,26 @@
 // in [Config.WebhookSecrets], stores it once and applies it to its payment
 // in one transaction; the result does not depend on the order events
 // arrive in. When [Config.CallbackURL] is set, each change also queues a
-// callback to the merchant in that transaction; package callback delivers
-// them (signed per Standard Webhooks, retried for days, every attempt
-// logged) and exports callback.Verify for the receiving side.
+// callback to the merchant in that transaction; [Gateway.Run] delivers
+// them with package callback's engine (signed per Standard Webhooks,
+// retried for days, every attempt logged), which also exports
+// callback.Verify for the receiving side.
 //
-// [Gateway.Reconcile] catches up where webhooks were lost: it re-reads
-// payments that are not final from Stripe and applies what it finds through
-// the same state machine.
+// [Gateway.Reconcile] catches up where webhooks were lost: it applies the
+// events of Stripe's Events API that were never stored (through the
+// webhook's own path, once), then re-reads payments that are not final
+// from Stripe and applies what it finds through the same state machine;
+// one replica at a time.
+//
+// # Running
+//
+// [New] validates and starts nothing. [Gateway.Run] runs every background
+// part the Config turns on until its context ends: callback delivery,
+// reconciliation every [Config.ReconcileInterval], housekeeping (expired
+// idempotency keys, system log retention), the system log writer and a
+// check of Stripe's webhook endpoint. It returns after letting callback
+// attempts in flight finish and flushing the system log. Without Run the
+// API works, but no callback is sent and nothing is reconciled or purged.
 //
 // # Idempotency, limits and logs
 //
@@ -48,8 +61,7 @@
 // idempotency keys sent to Stripe, derive from it, so a retry resumes
 // rather than repeats. [Config.RateLimit] limits each API key;
 // [Config.SystemLogs] writes a system log row for every request, webhook,
-// payment action and error off the request path (call [Gateway.Close] to
-// flush it); [Config.Metrics] serves Prometheus metrics. Secrets are masked
+// payment action and error off the request path (Run writes them); [Config.Metrics] serves Prometheus metrics. Secrets are masked
 // in every log line, system log row and error message.
 //
 // # Storage

@@ -7,11 +7,14 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
+
+	"github.com/numedapp/paygate/callback"
 )
 
 // StripeAPIVersion is the Stripe API version paygate speaks (stripe-go v76).
@@ -60,32 +63,68 @@ type Config struct {
 
 	// WebhookSecrets are the signing secrets (whsec_…) of the Stripe
 	// webhook endpoint; an event verifies against any of them, so a secret
-	// can be rotated. Without one, webhooks are refused with 503.
+	// can be rotated. Empty strings are ignored. Without one, webhooks are
+	// refused with 503.
 	WebhookSecrets []string
 	// WebhookTolerance is how far a signature's timestamp may be from now,
 	// in the past or the future. Default DefaultWebhookTolerance (300 s).
 	WebhookTolerance time.Duration
 
 	// CallbackURL is the merchant's endpoint for callbacks (absolute
-	// http(s)). Without it no callback is queued. Delivery is the callback
-	// package's Engine, run beside the Gateway.
+	// http(s)). Without it no callback is queued. Run delivers them.
 	CallbackURL string
-	// OnCallbacksQueued, if set, is called after a webhook's transaction
-	// queued callbacks: point it at callback.Engine.Wake so they go out at
-	// once instead of at the engine's next poll.
+	// NoWebhookBatching records every webhook event in a transaction of its
+	// own. By default, when the Store can (store.Store can), concurrent
+	// webhook events share a transaction and its commit (group commit);
+	// each is still answered only after its commit.
+	NoWebhookBatching bool
+
+	// CallbackSecrets sign the callbacks (whsec_…, base64 of 24+ random
+	// bytes; several during a rotation, the first signs; empty strings are
+	// ignored). Run refuses to start without one when CallbackURL is set:
+	// the callbacks queued could never be sent.
+	CallbackSecrets []string
+	// CallbackEngine tunes the callback delivery Run starts (Timeout,
+	// Schedule, Workers, PollInterval, HTTPClient, …; zero fields take the
+	// callback package's defaults). Its Queue, Secrets, Logger and
+	// OnAttempt are set by the Gateway, from Store, CallbackSecrets, Logger
+	// and its metrics; Now defaults to Config.Now.
+	CallbackEngine callback.Config
+	// OnCallbacksQueued, if set, is called after a transaction queued
+	// callbacks. Run's engine is woken on its own; this is for an engine
+	// run outside Run.
 	OnCallbacksQueued func()
+
+	// ReconcileInterval is how often Run catches up with Stripe
+	// (Reconcile): the Events API since the last pass, then every payment
+	// that is not final. Default DefaultReconcileInterval (15 min); a
+	// negative value turns the loop off. Nothing is reconciled without a
+	// StripeSecretKey. The first pass runs one interval after Run starts.
+	ReconcileInterval time.Duration
+	// ReconcileBudget bounds the sweep of non-final payments in one pass;
+	// the next pass resumes where it stopped. Default
+	// DefaultReconcileBudget (5 min).
+	ReconcileBudget time.Duration
+	// WebhookEndpointURL is the public URL Stripe sends events to
+	// (https://your-host/api/webhooks/stripe). Run and Health check that
+	// Stripe's webhook endpoint for it is pinned to StripeAPIVersion and
+	// enabled for every handled event type. Default: any endpoint whose
+	// URL path ends in WebhookPath.
+	WebhookEndpointURL string
 
 	// DefaultCurrency is used when a request names none. Default "usd".
 	DefaultCurrency string
 
 	// SystemLogs turns on the system log (API.md §5): a row for every API
 	// request, webhook outcome, payment action and error, written in batches
-	// off the request path. With it on, call Close when shutting down.
+	// off the request path by Run (without Run, rows wait in the buffer
+	// until Close writes them; past the buffer they are dropped).
 	SystemLogs bool
 	// SystemLogBuffer bounds the rows waiting to be written; past it rows
 	// are dropped and counted. Default DefaultSystemLogBuffer.
 	SystemLogBuffer int
-	// SystemLogRetention is how long rows are kept. Default 30 days.
+	// SystemLogRetention is how long rows are kept: Run's housekeeping
+	// deletes older ones (with SystemLogs on or off). Default 30 days.
 	SystemLogRetention time.Duration
 	// Metrics turns on Prometheus metrics: GET /metrics on Handler, and
 	// MetricsHandler. Off by default.
@@ -123,10 +162,19 @@ type Gateway struct {
 	metrics          *metrics   // nil unless Metrics
 	secrets          []string   // redacted from logs by value
 	ingest           *batcher   // nil unless the Store records webhook events in batches
+
+	running     atomic.Bool                     // Run has been called
+	engine      atomic.Pointer[callback.Engine] // Run's callback engine, while it runs
+	leaseID     string                          // this Gateway's holder name for leases
+	reconciling sync.Mutex                      // held by the pass running in this process
+	endpoint    atomic.Pointer[EndpointCheck]   // the last webhook endpoint check
 }
 
-// New validates cfg, applies its defaults and returns a Gateway. It returns
-// a *Error naming the offending Config field when cfg is invalid.
+// New validates cfg, applies its defaults and returns a Gateway. It starts
+// nothing: the API (Handler and the methods) works at once; Run runs the
+// background parts (callback delivery, reconciliation, housekeeping, the
+// system log writer). It returns a *Error naming the offending Config field
+// when cfg is invalid.
 func New(cfg Config) (*Gateway, error) {
 	if cfg.Store == nil {
 		return nil, configError("Store", "is required")
@@ -146,6 +194,7 @@ func New(cfg Config) (*Gateway, error) {
 			return nil, configError("StripeAPIBase", "must be an absolute http(s) URL")
 		}
 	}
+	cfg.WebhookSecrets, cfg.CallbackSecrets = nonEmpty(cfg.WebhookSecrets), nonEmpty(cfg.CallbackSecrets)
 	for _, s := range cfg.WebhookSecrets {
 		if !strings.HasPrefix(s, "whsec_") || len(s) < len("whsec_")+8 {
 			return nil, configError("WebhookSecrets", "must hold Stripe webhook signing secrets (whsec_…)")
@@ -155,6 +204,22 @@ func New(cfg Config) (*Gateway, error) {
 		if err := checkURL("CallbackURL", cfg.CallbackURL); err != nil {
 			return nil, configError("CallbackURL", "must be an absolute http(s) URL")
 		}
+	}
+	if len(cfg.CallbackSecrets) > 0 {
+		if _, err := callback.NewSigner(cfg.CallbackSecrets...); err != nil {
+			return nil, configError("CallbackSecrets", "must hold whsec_ secrets of at least 24 random bytes (base64)")
+		}
+	}
+	if cfg.WebhookEndpointURL != "" {
+		if err := checkURL("WebhookEndpointURL", cfg.WebhookEndpointURL); err != nil {
+			return nil, configError("WebhookEndpointURL", "must be an absolute http(s) URL")
+		}
+	}
+	if cfg.ReconcileInterval == 0 {
+		cfg.ReconcileInterval = DefaultReconcileInterval
+	}
+	if cfg.ReconcileBudget <= 0 {
+		cfg.ReconcileBudget = DefaultReconcileBudget
 	}
 	if cfg.WebhookTolerance == 0 {
 		cfg.WebhookTolerance = DefaultWebhookTolerance
@@ -195,8 +260,15 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.SystemLogRetention <= 0 {
 		cfg.SystemLogRetention = DefaultSystemLogRetention
 	}
-	g := &Gateway{cfg: cfg, store: cfg.Store, limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst)}
-	g.secrets = append(append([]string{cfg.StripeSecretKey}, cfg.WebhookSecrets...), cfg.Secrets...)
+	g := &Gateway{cfg: cfg, store: cfg.Store, limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst), leaseID: newID("gw")}
+	user := cfg.OnCallbacksQueued
+	g.cfg.OnCallbacksQueued = func() {
+		if user != nil {
+			user()
+		}
+		g.wakeCallbacks()
+	}
+	g.secrets = append(append(append([]string{cfg.StripeSecretKey}, cfg.WebhookSecrets...), cfg.CallbackSecrets...), cfg.Secrets...)
 	g.log = slog.New(contextHandler{Handler: cfg.Logger.Handler(), redact: g.redact})
 	if cfg.Metrics {
 		g.metrics = newMetrics(g)
@@ -205,7 +277,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.logs = newLogWriter(g, cfg.SystemLogBuffer)
 	}
 	g.started = g.now()
-	if bs, ok := cfg.Store.(WebhookBatchStore); ok {
+	if bs, ok := cfg.Store.(WebhookBatchStore); ok && !cfg.NoWebhookBatching {
 		g.ingest = &batcher{store: bs, observe: g.metrics.ingestBatch}
 	}
 	if cfg.StripeSecretKey != "" {
@@ -225,6 +297,17 @@ func New(cfg Config) (*Gateway, error) {
 		g.api = client.New(cfg.StripeSecretKey, &stripe.Backends{API: backend, Connect: backend, Uploads: backend})
 	}
 	return g, nil
+}
+
+// nonEmpty drops empty strings (an unset variable) from a list of secrets.
+func nonEmpty(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func configError(field, msg string) *Error {
@@ -332,7 +415,10 @@ type HealthDatabase struct {
 // HealthStripe reports whether Stripe calls can succeed.
 type HealthStripe struct {
 	Status    string `json:"status"`    // "up", "down" (authentication failed) or "not_configured"
-	SecretKey string `json:"secretKey"` // "configured" or "missing"; never the key
+	SecretKey bool   `json:"secretKey"` // whether a secret key is configured (the guide's shape); never the key
+	// WebhookEndpoint is the last check of Stripe's webhook endpoint for
+	// this service (made when Run starts); nil before one ran.
+	WebhookEndpoint *EndpointCheck `json:"webhookEndpoint,omitempty"`
 }
 
 // HealthCallback reports whether callbacks to the merchant are configured
@@ -340,7 +426,10 @@ type HealthStripe struct {
 type HealthCallback struct {
 	Status     string `json:"status"` // "optional"
 	Configured bool   `json:"configured"`
-	QueueDepth int64  `json:"queueDepth"`
+	// Delivering is true while Run's engine sends callbacks in this
+	// process (false without Run: queued callbacks wait).
+	Delivering bool  `json:"delivering"`
+	QueueDepth int64 `json:"queueDepth"`
 }
 
 // Health measures the database with a real round trip and reports Stripe's
@@ -360,13 +449,14 @@ func (g *Gateway) Health(ctx context.Context) (h Health, ready bool) {
 	}
 	switch {
 	case g.api == nil:
-		h.Checks.Stripe = HealthStripe{Status: "not_configured", SecretKey: "missing"}
+		h.Checks.Stripe = HealthStripe{Status: "not_configured", SecretKey: false}
 	case g.stripeAuthFailed.Load():
-		h.Checks.Stripe = HealthStripe{Status: "down", SecretKey: "configured"}
+		h.Checks.Stripe = HealthStripe{Status: "down", SecretKey: true}
 	default:
-		h.Checks.Stripe = HealthStripe{Status: "up", SecretKey: "configured"}
+		h.Checks.Stripe = HealthStripe{Status: "up", SecretKey: true}
 	}
-	h.Checks.Callback = HealthCallback{Status: "optional", Configured: g.cfg.CallbackURL != ""}
+	h.Checks.Stripe.WebhookEndpoint = g.endpoint.Load()
+	h.Checks.Callback = HealthCallback{Status: "optional", Configured: g.cfg.CallbackURL != "", Delivering: g.engine.Load() != nil}
 	if err == nil {
 		if n, qerr := g.store.CallbackQueueDepth(ctx); qerr == nil {
 			h.Checks.Callback.QueueDepth = n

@@ -21,6 +21,12 @@ type metrics struct {
 	callbacks    *prometheus.CounterVec
 	stripeErrors *prometheus.CounterVec
 	batchSize    prometheus.Histogram
+
+	reconcilePasses   *prometheus.CounterVec
+	reconcileEventsC  *prometheus.CounterVec
+	reconcilePayments *prometheus.CounterVec
+	reconcileLag      prometheus.Gauge
+	reconcileLast     prometheus.Gauge
 }
 
 func newMetrics(g *Gateway) *metrics {
@@ -47,7 +53,23 @@ func newMetrics(g *Gateway) *metrics {
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
 		}),
 	}
+	m.reconcilePasses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "paygate_reconcile_passes_total", Help: "Reconciliation passes by outcome (completed, partial, skipped: another replica ran one, failed).",
+	}, []string{"outcome"})
+	m.reconcileEventsC = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "paygate_reconcile_events_total", Help: "Stripe events of handled types read from the Events API by reconciliation: read, applied (their webhook was lost), known (already stored), failed.",
+	}, []string{"result"})
+	m.reconcilePayments = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "paygate_reconcile_payments_total", Help: "Non-final payments re-read from Stripe by reconciliation: checked, repaired (changed), failed.",
+	}, []string{"result"})
+	m.reconcileLag = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "paygate_reconcile_lag_seconds", Help: "Age of the oldest event the last reconciliation pass found not applied (0: none).",
+	})
+	m.reconcileLast = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "paygate_reconcile_last_pass_timestamp_seconds", Help: "When the last reconciliation pass on this replica ended (Unix time).",
+	})
 	m.reg.MustRegister(m.requests, m.latency, m.webhooks, m.callbacks, m.stripeErrors, m.batchSize,
+		m.reconcilePasses, m.reconcileEventsC, m.reconcilePayments, m.reconcileLag, m.reconcileLast,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "paygate_system_log_rows_dropped_total", Help: "System log rows dropped because the buffer was full or a write failed.",
 		}, func() float64 { return float64(g.SystemLogsDropped()) }),
@@ -96,6 +118,44 @@ func (m *metrics) stripeError(typ string) {
 	if m != nil {
 		m.stripeErrors.WithLabelValues(typ).Inc()
 	}
+}
+
+func (m *metrics) reconcilePass(outcome string) {
+	if m != nil {
+		m.reconcilePasses.WithLabelValues(outcome).Inc()
+	}
+}
+
+func (m *metrics) reconcileEvents(result string, n int) {
+	if m != nil {
+		m.reconcileEventsC.WithLabelValues(result).Add(float64(n))
+	}
+}
+
+func (m *metrics) reconcilePayment(err error, changed bool) {
+	if m == nil {
+		return
+	}
+	m.reconcilePayments.WithLabelValues("checked").Inc()
+	switch {
+	case err != nil:
+		m.reconcilePayments.WithLabelValues("failed").Inc()
+	case changed:
+		m.reconcilePayments.WithLabelValues("repaired").Inc()
+	}
+}
+
+// reconcileDone records a finished pass.
+func (m *metrics) reconcileDone(outcome string, res *ReconcileResult) {
+	if m == nil {
+		return
+	}
+	m.reconcilePass(outcome)
+	m.reconcileEvents("applied", res.EventsApplied)
+	m.reconcileEvents("known", res.EventsKnown)
+	m.reconcileEvents("failed", res.EventsFailed)
+	m.reconcileLag.Set(res.Lag.Seconds())
+	m.reconcileLast.SetToCurrentTime()
 }
 
 // ObserveCallbackAttempt counts a callback attempt in the metrics; give it

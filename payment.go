@@ -209,7 +209,8 @@ type PaymentWithHistory struct {
 	History []HistoryEntry `json:"history"`
 }
 
-// history builds a history entry for the payment as it is now.
+// history builds a history entry for the payment as it is now, as the
+// merchant is told of it (statusShown).
 func (p *Payment) history(t HistoryType, from Status, source string, amount int64, data any, now time.Time) HistoryEntry {
 	raw, _ := json.Marshal(data)
 	if data == nil {
@@ -220,7 +221,7 @@ func (p *Payment) history(t HistoryType, from Status, source string, amount int6
 		PaymentIntentID: p.PaymentIntentID,
 		EventType:       t,
 		FromStatus:      from,
-		ToStatus:        p.Status,
+		ToStatus:        p.statusShown(),
 		Amount:          amount,
 		Currency:        p.Currency,
 		Source:          source,

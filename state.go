@@ -43,6 +43,10 @@ var sessionRank = map[string]int{sessionOpen: 0, sessionExpired: 1, sessionUnpai
 type ChargeState struct {
 	ID     string       `json:"id,omitempty"`
 	Status ChargeStatus `json:"status"`
+	// Refunded is Stripe's amount_refunded of the charge as of RefundedAt
+	// (unix seconds), from its newest charge.refunded.
+	Refunded   int64 `json:"refunded,omitempty"`
+	RefundedAt int64 `json:"refundedAt,omitempty"`
 }
 
 // Attempt is one try to pay a payment at Stripe: a PaymentIntent, and the
@@ -138,11 +142,13 @@ func (a *Attempt) chargeID() string {
 	return best
 }
 
-// DisputeStatus ranks: a dispute only moves up.
+// disputeRank orders dispute statuses: a dispute only moves up. An inquiry
+// (warning_*) ranks below a chargeback, since the issuer may escalate one to
+// the other; the outcomes rank highest.
 var disputeRank = map[string]int{
-	"warning_needs_response": 0, "needs_response": 0,
-	"warning_under_review": 1, "under_review": 1,
-	"warning_closed": 2, "won": 2, "lost": 2, "charge_refunded": 2,
+	"warning_needs_response": 0, "warning_under_review": 1, "warning_closed": 2,
+	"needs_response": 3, "under_review": 4,
+	"won": 5, "lost": 5, "charge_refunded": 5, "prevented": 5,
 }
 
 // Dispute is a chargeback on one of the payment's charges.
@@ -155,7 +161,7 @@ type Dispute struct {
 }
 
 // closed reports whether the dispute has its final outcome.
-func (d *Dispute) closed() bool { return disputeRank[d.Status] == 2 }
+func (d *Dispute) closed() bool { return d.Status == "warning_closed" || disputeRank[d.Status] == 5 }
 
 // attempt finds the attempt a PaymentIntent or Checkout Session id names,
 // merging two attempts when an object links them, or adds one.
@@ -322,27 +328,96 @@ func (p *Payment) owner() *Attempt {
 }
 
 // refundedAmount is the sum of the refunds that count (pending or
-// succeeded), plus what Stripe reported
-// refunded on the charge (charge.refunded) that no known refund explains.
-//
-// Stripe's cumulative amount_refunded is a snapshot at StripeRefundedAt: the
-// refunds known that Stripe created by then are in it (whatever became of
-// them since), so only the rest of it is a refund made outside this service
-// and not yet known one by one. A refund reserved here and not yet
-// confirmed by Stripe is taken to be in it too.
+// succeeded), plus what Stripe reported refunded on the charge
+// (charge.refunded) that no known refund explains (see inSnapshot).
 func (p *Payment) refundedAmount() int64 {
 	var sum, explained int64
 	for _, r := range p.Refunds {
 		if r.Status.counts() {
 			sum += r.Amount
 		}
-		// Stripe's times are whole seconds: a refund of the same second is
-		// taken to be in the snapshot.
-		if r.StripeRefundID == "" || !r.CreatedAt.Truncate(time.Second).After(p.StripeRefundedAt) {
+		if p.inSnapshot(r) {
 			explained += r.Amount
 		}
 	}
-	return sum + max(0, p.StripeAmountRefunded-explained)
+	return sum + p.unexplained(explained)
+}
+
+// unexplained is the part of Stripe's refunded-amount snapshot that the
+// known refunds (explained of it) do not account for: refunds made outside
+// this service and not yet known one by one.
+func (p *Payment) unexplained(explained int64) int64 {
+	return max(0, p.StripeAmountRefunded-explained)
+}
+
+// inSnapshot reports whether Stripe's cumulative amount_refunded, a snapshot
+// at StripeRefundedAt, includes refund r: r was created (at Stripe, or
+// reserved here) by then, and had not failed before it — Stripe's figure
+// leaves out refunds that failed, but a refund that fails later stays in an
+// older snapshot. A reservation Stripe refused was never at Stripe. Stripe's
+// times are whole seconds: a refund of the snapshot's second is taken to be
+// in it.
+func (p *Payment) inSnapshot(r Refund) bool {
+	at := p.StripeRefundedAt
+	if p.StripeAmountRefunded == 0 || r.CreatedAt.Truncate(time.Second).After(at) {
+		return false
+	}
+	if r.Status.counts() {
+		return true
+	}
+	return r.StripeRefundID != "" && !r.UpdatedAt.Truncate(time.Second).Before(at)
+}
+
+// snapshot records Stripe's amount_refunded of a charge at a time (the
+// newest one wins; of one second, the larger). Each charge keeps its own:
+// a payment link paid twice has two. The payment's StripeAmountRefunded is
+// their sum, StripeRefundedAt the newest. It reports whether anything
+// changed.
+func (p *Payment) snapshot(charge string, amount int64, at time.Time) bool {
+	var c *ChargeState
+	for i := range p.Attempts {
+		for j := range p.Attempts[i].Charges {
+			if charge != "" && p.Attempts[i].Charges[j].ID == charge {
+				c = &p.Attempts[i].Charges[j]
+			}
+		}
+	}
+	if c == nil { // a charge of no known attempt: the payment's own figures
+		if at.After(p.StripeRefundedAt) || (at.Equal(p.StripeRefundedAt) && amount > p.StripeAmountRefunded) {
+			changed := p.StripeAmountRefunded != amount || !p.StripeRefundedAt.Equal(at)
+			p.StripeAmountRefunded, p.StripeRefundedAt = amount, at
+			return changed
+		}
+		return false
+	}
+	sec := at.Unix()
+	if sec < c.RefundedAt || (sec == c.RefundedAt && amount <= c.Refunded) {
+		return false
+	}
+	c.Refunded, c.RefundedAt = amount, sec
+	var sum int64
+	var newest int64
+	for _, a := range p.Attempts {
+		for _, ch := range a.Charges {
+			sum += ch.Refunded
+			newest = max(newest, ch.RefundedAt)
+		}
+	}
+	p.StripeAmountRefunded, p.StripeRefundedAt = sum, time.Unix(newest, 0).UTC()
+	return true
+}
+
+// shownRefunded is the amount refunded the merchant is told of: without
+// refunds reserved here that Stripe has not confirmed (those are announced
+// when confirmed).
+func (p *Payment) shownRefunded() int64 {
+	n := p.AmountRefunded
+	for _, r := range p.Refunds {
+		if r.StripeRefundID == "" && r.Status.counts() {
+			n -= r.Amount
+		}
+	}
+	return max(n, 0)
 }
 
 // eventObject is an event's object with the event's type and time.
@@ -361,7 +436,7 @@ func applyEvent(p *Payment, e eventObject, source string, now time.Time) []Histo
 	p.legacyAttempt()
 	o := e.obj
 	fromShown := p.statusShown()
-	beforeRefunded := p.AmountRefunded
+	beforeRefunded := p.shownRefunded()
 	beforeRefunds := refundsByID(p)
 	beforeDisputes := slices.Clone(p.Disputes)
 	changed := false
@@ -378,6 +453,9 @@ func applyEvent(p *Payment, e eventObject, source string, now time.Time) []Histo
 		charge := string(o.LatestCharge)
 		if charge == "" && o.LastPaymentError != nil {
 			charge = o.LastPaymentError.Charge // the declined charge
+		}
+		if charge == "" && o.Charges != nil && len(o.Charges.Data) > 0 {
+			charge = o.Charges.Data[0].ID // API versions before 2022-11-15: newest first
 		}
 		switch e.typ {
 		case "payment_intent.succeeded":
@@ -433,20 +511,16 @@ func applyEvent(p *Payment, e eventObject, source string, now time.Time) []Histo
 		}
 		switch {
 		case e.typ == "charge.refunded":
-			if e.created.After(p.StripeRefundedAt) || (e.created.Equal(p.StripeRefundedAt) && o.AmountRefunded > p.StripeAmountRefunded) {
-				if p.StripeAmountRefunded != o.AmountRefunded || !p.StripeRefundedAt.Equal(e.created) {
-					p.StripeAmountRefunded, p.StripeRefundedAt, changed = o.AmountRefunded, e.created, true
-				}
-			}
+			set(p.snapshot(o.ID, o.AmountRefunded, e.created))
 			if o.Refunds != nil { // API versions before 2022-11-15 embed the refunds
 				for i := range o.Refunds.Data {
-					set(mergeRefund(p, &o.Refunds.Data[i], now))
+					set(mergeRefund(p, &o.Refunds.Data[i], e.created, now))
 				}
 			}
 		case strings.HasPrefix(e.typ, "charge.dispute."):
 			set(mergeDispute(p, o))
 		case o.Object == "refund":
-			set(mergeRefund(p, o, now))
+			set(mergeRefund(p, o, e.created, now))
 		}
 	}
 
@@ -458,46 +532,33 @@ func applyEvent(p *Payment, e eventObject, source string, now time.Time) []Histo
 	return hist
 }
 
-// statusShown is the status a history entry shows as "from": the payment
-// without refunds reserved here that Stripe has not confirmed yet (those are
-// announced when they are confirmed).
+// statusShown is the status the merchant is told of (history, callbacks):
+// the payment without refunds reserved here that Stripe has not confirmed.
 func (p *Payment) statusShown() Status {
-	var unannounced []string
-	for _, r := range p.Refunds {
-		if r.StripeRefundID == "" && r.Status.counts() {
-			unannounced = append(unannounced, r.ID)
-		}
+	if n := p.shownRefunded(); n != p.AmountRefunded {
+		return p.statusWith(n)
 	}
-	if len(unannounced) == 0 {
-		return p.Status
-	}
-	refunded := p.AmountRefunded
-	for _, r := range p.Refunds {
-		if slices.Contains(unannounced, r.ID) {
-			refunded -= r.Amount
-		}
-	}
-	return p.statusWith(max(refunded, 0))
+	return p.Status
 }
 
 // changes turns what an event changed into history entries: a move of the
 // payment's status, each refund that became known or changed status, each
 // dispute that became known or moved, a completed session. The first entry
 // carries the move from the status before; the others show the status after.
-func (p *Payment) changes(from Status, beforeRefunded int64, beforeRefunds map[string]Refund, beforeDisputes []Dispute,
+func (p *Payment) changes(from Status, beforeShownRefunded int64, beforeRefunds map[string]Refund, beforeDisputes []Dispute,
 	sessionCompleted string, e eventObject, o *stripeObject, source string, now time.Time) []HistoryEntry {
 	var hist []HistoryEntry
 	add := func(t HistoryType, amount int64, data map[string]any) {
 		h := p.history(t, from, source, amount, data, now)
 		h.StripeEventID = e.id
 		hist = append(hist, h)
-		from = p.Status
+		from = h.ToStatus
 	}
 	if sessionCompleted != "" {
 		// The session's completion is its own entry, once per session,
 		// and carries the move of the status it causes.
 		add(HistoryCheckoutCompleted, p.Amount, map[string]any{"sessionId": sessionCompleted, "paymentStatus": o.PaymentStatus})
-	} else if baseStatus(p.Status) != baseStatus(from) {
+	} else if baseStatus(p.statusShown()) != baseStatus(from) {
 		data := map[string]any{"stripeStatus": o.Status}
 		if p.Status == StatusFailed && o.LastPaymentError != nil {
 			data["failureCode"] = o.LastPaymentError.Code
@@ -510,41 +571,59 @@ func (p *Payment) changes(from Status, beforeRefunded int64, beforeRefunds map[s
 		}
 		add(statusHistoryType(baseStatus(p.Status)), p.Amount, data)
 	}
-	refundEntries := false
-	// What Stripe reported refunded and no known refund explained was
-	// announced already (a refund_created without an id): a refund that
-	// now turns out to be part of it is an update, not a second refund.
-	announced := beforeRefunded
+	// The part of Stripe's snapshot announced before without a refund of
+	// its own (a refund_created with no id): a refund that now turns out
+	// to be part of it was announced already.
+	var announced int64 = beforeShownRefunded
 	for _, r := range beforeRefunds {
-		if r.Status.counts() {
+		if r.StripeRefundID != "" && r.Status.counts() {
 			announced -= r.Amount
 		}
 	}
+	refundEntries := false
 	for _, r := range p.Refunds {
 		old, existed := beforeRefunds[r.ID]
 		data := map[string]any{"refundId": r.StripeRefundID, "refundStatus": r.Status, "refundAmount": r.Amount, "reason": r.Reason}
+		failed := r.Status == RefundFailed || r.Status == RefundCanceled
 		switch {
-		case !existed && r.Status.counts() && announced >= r.Amount:
+		case !existed && announced >= r.Amount && p.inSnapshot(r):
+			// Known at last by its own event: an update of what was
+			// announced (and, if it failed since, its failure).
 			announced -= r.Amount
-			add(HistoryRefundUpdated, r.Amount, data)
-			refundEntries = true
-		case !existed || (old.StripeRefundID == "" && r.StripeRefundID != ""):
-			add(HistoryRefundCreated, r.Amount, data)
-			refundEntries = true
-		case old.Status != r.Status:
 			t := HistoryRefundUpdated
-			if r.Status == RefundFailed || r.Status == RefundCanceled {
+			if failed {
 				t = HistoryRefundFailed
 			}
 			add(t, r.Amount, data)
-			refundEntries = true
+		case !existed || (old.StripeRefundID == "" && r.StripeRefundID != ""):
+			// Known for the first time (made elsewhere, or a reservation
+			// Stripe confirmed): created; seen first as failed, a failure.
+			t := HistoryRefundCreated
+			if failed {
+				t = HistoryRefundFailed
+			}
+			add(t, r.Amount, data)
+		case old.Status != r.Status:
+			t := HistoryRefundUpdated
+			if failed {
+				t = HistoryRefundFailed
+			}
+			add(t, r.Amount, data)
+		default:
+			continue
 		}
+		refundEntries = true
 	}
-	if !refundEntries && p.AmountRefunded != beforeRefunded {
-		// Stripe reported refunded money no known refund explains (a
-		// refund made outside this service, seen only on the charge).
-		add(HistoryRefundCreated, p.AmountRefunded-beforeRefunded, map[string]any{"refundId": "", "refundStatus": RefundSucceeded,
-			"refundAmount": p.AmountRefunded - beforeRefunded, "chargeId": p.ChargeID, "stripeAmountRefunded": p.StripeAmountRefunded})
+	if shown := p.shownRefunded(); !refundEntries && shown != beforeShownRefunded {
+		// Stripe's snapshot moved and no known refund explains it: a
+		// refund made outside this service, seen only on the charge (or,
+		// when it goes down, such a refund failed).
+		t, delta := HistoryRefundCreated, shown-beforeShownRefunded
+		if delta < 0 {
+			t, delta = HistoryRefundFailed, -delta
+		}
+		add(t, delta, map[string]any{"refundId": "", "refundStatus": map[bool]RefundStatus{true: RefundSucceeded, false: RefundFailed}[t == HistoryRefundCreated],
+			"refundAmount": delta, "chargeId": p.ChargeID, "stripeAmountRefunded": p.StripeAmountRefunded})
 	}
 	for _, d := range p.Disputes {
 		i := slices.IndexFunc(beforeDisputes, func(b Dispute) bool { return b.ID == d.ID })
@@ -578,7 +657,10 @@ var refundRank = map[RefundStatus]int{RefundPending: 0, RefundSucceeded: 1, Refu
 // mergeRefund records a Stripe refund object on p: it matches our refund by
 // paygate_refund_id or the re_ id, or adds one made outside this service.
 // It reports whether anything changed.
-func mergeRefund(p *Payment, o *stripeObject, now time.Time) bool {
+// A refund's UpdatedAt is when its status last changed: the event's time
+// when an event says so (it orders a failure against Stripe's snapshots),
+// else now.
+func mergeRefund(p *Payment, o *stripeObject, at, now time.Time) bool {
 	var r *Refund
 	for i := range p.Refunds {
 		if o.Metadata[metadataRefundKey] != "" && p.Refunds[i].ID == o.Metadata[metadataRefundKey] {
@@ -596,8 +678,11 @@ func mergeRefund(p *Payment, o *stripeObject, now time.Time) bool {
 	if o.Created > 0 {
 		created = time.Unix(o.Created, 0).UTC()
 	}
+	if at.IsZero() {
+		at = now
+	}
 	if r == nil {
-		p.Refunds = append(p.Refunds, Refund{ID: newID("rf"), StripeRefundID: o.ID, Amount: o.Amount, Status: st, Reason: o.Reason, CreatedAt: created, UpdatedAt: now})
+		p.Refunds = append(p.Refunds, Refund{ID: newID("rf"), StripeRefundID: o.ID, Amount: o.Amount, Status: st, Reason: o.Reason, CreatedAt: created, UpdatedAt: at})
 		return true
 	}
 	changed := false
@@ -610,7 +695,7 @@ func mergeRefund(p *Payment, o *stripeObject, now time.Time) bool {
 		r.Status, changed = st, true
 	}
 	if changed {
-		r.UpdatedAt = now
+		r.UpdatedAt = at
 	}
 	return changed
 }

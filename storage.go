@@ -42,15 +42,37 @@ type Store interface {
 	// PaymentsToReconcile returns the ids of payments whose state Stripe may
 	// know better: not final (pending, processing, failed) and created since
 	// createdSince, or holding a refund reserved before refundsBefore that
-	// Stripe never confirmed. At most limit, oldest first.
-	PaymentsToReconcile(ctx context.Context, createdSince, refundsBefore time.Time, limit int) ([]string, error)
+	// Stripe never confirmed. At most limit, ordered by (created_at, id);
+	// when after names a payment, only those ordered after it (keyset
+	// paging; an after that no longer exists starts from the first).
+	PaymentsToReconcile(ctx context.Context, createdSince, refundsBefore time.Time, after string, limit int) ([]string, error)
 	// Ping makes a round trip to the database.
 	Ping(ctx context.Context) error
 
 	webhookStore
+	stateStore
 	callbackStore
 	idempotencyStore
 	systemLogStore
+}
+
+// stateStore is the part of Store for background work: a little durable
+// state (reconciliation's cursors) and leases that let one replica at a
+// time do a job. Both work on any database with a table of rows.
+type stateStore interface {
+	// GetState returns the value stored under key, or "" when there is none.
+	GetState(ctx context.Context, key string) (string, error)
+	// SetState stores value under key, replacing what was there.
+	SetState(ctx context.Context, key, value string) error
+	// TryLease takes the lease called name for holder until now+ttl, and
+	// reports whether holder has it: it succeeds when no one holds it, when
+	// the lease expired (at or before now) or when holder already holds it
+	// (then the lease is extended); else it returns false and changes
+	// nothing. Taking it is atomic: of concurrent callers, one wins.
+	TryLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
+	// ReleaseLease ends holder's lease called name; it does nothing when
+	// another holder has it.
+	ReleaseLease(ctx context.Context, name, holder string) error
 }
 
 // PageParams selects one page of a list: Limit items after Offset, or after

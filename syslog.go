@@ -71,18 +71,24 @@ const (
 // buffer is bounded: when it is full a row is dropped and counted, and the
 // request goes on. Payment data never goes through it.
 type logWriter struct {
-	g       *Gateway
-	ch      chan SystemLog
-	dropped atomic.Int64
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	g         *Gateway
+	ch        chan SystemLog
+	dropped   atomic.Int64
+	stop      chan struct{}
+	done      chan struct{}
+	once      sync.Once
+	startOnce sync.Once
 }
 
+// newLogWriter makes the writer; Run starts it (start), Close or the end
+// of Run stops it after a last flush.
 func newLogWriter(g *Gateway, buffer int) *logWriter {
-	w := &logWriter{g: g, ch: make(chan SystemLog, buffer), stop: make(chan struct{}), done: make(chan struct{})}
-	go w.run()
-	return w
+	return &logWriter{g: g, ch: make(chan SystemLog, buffer), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// start runs the writer in the background (once).
+func (w *logWriter) start() {
+	w.startOnce.Do(func() { go w.run() })
 }
 
 // add queues a row, or drops it when the buffer is full.
@@ -104,9 +110,6 @@ func (w *logWriter) run() {
 	defer close(w.done)
 	tick := time.NewTicker(systemLogFlushEvery)
 	defer tick.Stop()
-	house := time.NewTicker(housekeepingEvery)
-	defer house.Stop()
-	w.g.housekeeping()
 	batch := make([]SystemLog, 0, systemLogBatch)
 	flush := func() {
 		if len(batch) == 0 {
@@ -132,8 +135,6 @@ func (w *logWriter) run() {
 			add(row)
 		case <-tick.C:
 			flush()
-		case <-house.C:
-			w.g.housekeeping()
 		case <-w.stop:
 			for { // drain what was queued before stop, then the last flush
 				select {
@@ -148,8 +149,10 @@ func (w *logWriter) run() {
 	}
 }
 
-// close flushes what is buffered and stops the writer.
+// close flushes what is buffered and stops the writer (starting it first
+// if Run never did, so that the buffered rows are written).
 func (w *logWriter) close(ctx context.Context) error {
+	w.start()
 	w.once.Do(func() { close(w.stop) })
 	select {
 	case <-w.done:
@@ -160,24 +163,29 @@ func (w *logWriter) close(ctx context.Context) error {
 }
 
 // housekeeping deletes system log rows past their retention and expired
-// Idempotency-Key records.
-func (g *Gateway) housekeeping() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+// Idempotency-Key records. Run calls it at start and hourly, whether the
+// system log is on or not.
+func (g *Gateway) housekeeping(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	now := g.now()
-	if n, err := g.store.PurgeSystemLogs(ctx, now.Add(-g.cfg.SystemLogRetention)); err != nil {
+	if n, err := g.store.PurgeSystemLogs(ctx, now.Add(-g.cfg.SystemLogRetention)); err != nil && ctx.Err() == nil {
 		g.log.LogAttrs(ctx, slog.LevelError, "paygate: system log retention failed", attrErr(err))
 	} else if n > 0 {
 		g.log.LogAttrs(ctx, slog.LevelInfo, "paygate: system log rows past retention deleted", slog.Int64("rows", n))
 	}
-	if _, err := g.store.PurgeIdempotent(ctx, now); err != nil {
+	if n, err := g.store.PurgeIdempotent(ctx, now); err != nil && ctx.Err() == nil {
 		g.log.LogAttrs(ctx, slog.LevelError, "paygate: purging expired idempotency keys failed", attrErr(err))
+	} else if n > 0 {
+		g.log.LogAttrs(ctx, slog.LevelInfo, "paygate: expired idempotency keys deleted", slog.Int64("keys", n))
 	}
 }
 
-// Close flushes the system log writer and stops it. Call it when shutting
-// down a Gateway built with SystemLogs; it returns ctx's error if the
-// flush does not finish in time.
+// Close writes the system log rows still buffered and stops the writer.
+// Run does this itself when it returns; call Close when you use the
+// Gateway without Run (API only) and SystemLogs on. It returns ctx's error
+// if the flush does not finish in time. After Close, system log rows are
+// dropped.
 func (g *Gateway) Close(ctx context.Context) error {
 	if g.logs == nil {
 		return nil

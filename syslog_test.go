@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/numedapp/paygate"
+	"github.com/numedapp/paygate/internal/testenv"
 )
 
 func withSystemLogs(buffer int) envOpt {
@@ -38,7 +40,7 @@ func (e *env) logsWhere(t *testing.T, f paygate.SystemLogFilter, atLeast int) []
 func TestSystemLogRows(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, withSystemLogs(1024), withWebhookSecrets(whsecNew))
-	defer e.gw.Close(context.Background())
+	runGateway(t, e.gw)
 
 	// An API request and a payment action.
 	e.do("POST", "/api/payments/payment-intent", `{"amount": 5}`, "X-Request-Id", "req-syslog-1").must(t, 201, nil)
@@ -95,7 +97,7 @@ func TestSystemLogRows(t *testing.T) {
 func TestSystemLogErrorRow(t *testing.T) {
 	t.Parallel()
 	e, fake, _ := newFakeEnvWith(t, "sk_test_123abc", func(c *paygate.Config) { c.SystemLogs = true })
-	defer e.gw.Close(context.Background())
+	runGateway(t, e.gw)
 	fake.set(500, stripeErr("api_error", "", "", "boom"))
 	e.do("POST", "/api/payments/payment-intent", `{"amount": 5}`, "X-Request-Id", "req-err-1")
 	rows := e.logsWhere(t, paygate.SystemLogFilter{RequestID: "req-err-1", Source: "error"}, 1)
@@ -108,7 +110,7 @@ func TestSystemLogErrorRow(t *testing.T) {
 func TestSystemLogFloodDropsNeverBlocks(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, withSystemLogs(4), func(c *paygate.Config) { c.Metrics = true })
-	defer e.gw.Close(context.Background())
+	runGateway(t, e.gw)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := 0; w < 8; w++ {
@@ -173,10 +175,21 @@ func get(t *testing.T, url string) string {
 	return string(b)
 }
 
-// Rows past the retention are deleted by the writer's housekeeping, and so
-// are expired Idempotency-Key records.
+// Rows past the retention are deleted by Run's housekeeping, and so are
+// expired Idempotency-Key records.
 func TestSystemLogRetention(t *testing.T) {
 	t.Parallel()
+	testHousekeeping(t, true)
+}
+
+// Housekeeping runs whatever SystemLogs says (issue 8 #9): expired
+// Idempotency-Key records were only purged by the system log writer.
+func TestHousekeepingWithoutSystemLogs(t *testing.T) {
+	t.Parallel()
+	testHousekeeping(t, false)
+}
+
+func testHousekeeping(t *testing.T, systemLogs bool) {
 	e := newEnv(t)
 	ctx := context.Background()
 	old := time.Now().Add(-31 * 24 * time.Hour)
@@ -186,22 +199,42 @@ func TestSystemLogRetention(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// A Gateway with the system log on runs housekeeping when it starts.
-	gw, err := paygate.New(paygate.Config{Store: e.store, InsecureNoAuth: true, SystemLogs: true})
+	// One expired key and one live key.
+	expired := time.Now().Add(-25 * time.Hour)
+	if _, _, err := e.store.BeginIdempotent(ctx, "", "expired-key", []byte("h"), expired, expired.Add(paygate.IdempotencyTTL), expired); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, _, err := e.store.BeginIdempotent(ctx, "", "live-key", []byte("h"), now, now.Add(paygate.IdempotencyTTL), now); err != nil {
+		t.Fatal(err)
+	}
+	logs := &testenv.LockedBuffer{}
+	gw, err := paygate.New(paygate.Config{Store: e.store, InsecureNoAuth: true, SystemLogs: systemLogs,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer gw.Close(ctx)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		pg, _ := e.store.ListSystemLogs(ctx, paygate.SystemLogFilter{PageParams: paygate.PageParams{Limit: 10}})
-		if pg.Total == 1 && pg.Items[0].Message == "recent" {
-			break
-		}
+	// New starts nothing: nothing is deleted until Run.
+	time.Sleep(100 * time.Millisecond)
+	if pg, _ := e.store.ListSystemLogs(ctx, paygate.SystemLogFilter{PageParams: paygate.PageParams{Limit: 10}}); pg.Total != 2 {
+		t.Fatalf("New ran housekeeping: %d rows left", pg.Total)
+	}
+	runGateway(t, gw)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), `"msg":"paygate: expired idempotency keys deleted","keys":1`) {
 		if time.Now().After(deadline) {
-			t.Fatalf("retention did not delete the old row: %+v", pg.Items)
+			t.Fatalf("expired keys not purged; log:\n%s", logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	pg, _ := e.store.ListSystemLogs(ctx, paygate.SystemLogFilter{PageParams: paygate.PageParams{Limit: 10}})
+	if pg.Total != 1 || pg.Items[0].Message != "recent" {
+		t.Fatalf("retention did not delete the old row: %+v", pg.Items)
+	}
+	// The live key is still there, in flight: a second Begin does not start it.
+	rec, started, err := e.store.BeginIdempotent(ctx, "", "live-key", []byte("h"), now, now.Add(paygate.IdempotencyTTL), now.Add(-time.Hour))
+	if err != nil || started || !rec.InFlight {
+		t.Fatalf("housekeeping deleted a live key: %+v %v %v", rec, started, err)
 	}
 }
 

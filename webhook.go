@@ -281,6 +281,13 @@ type stripeObject struct {
 	Refunds *struct {
 		Data []stripeObject `json:"data"`
 	} `json:"refunds"`
+	// Charges is a PaymentIntent's charges in API versions before
+	// 2022-11-15 (no latest_charge then).
+	Charges *struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	} `json:"charges"`
 	CustomerDetails *struct {
 		Email string `json:"email"`
 	} `json:"customer_details"`

@@ -15,8 +15,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/numedapp/paygate"
 )
 
 // DefaultSchedule is the delay before each retry (API.md §4): the first
@@ -30,10 +28,10 @@ var DefaultSchedule = []time.Duration{
 type Queue interface {
 	// ClaimCallbacks leases up to limit due callbacks until now+lease and
 	// counts the attempt about to be made.
-	ClaimCallbacks(ctx context.Context, limit int, lease time.Duration, now time.Time) ([]paygate.Callback, error)
+	ClaimCallbacks(ctx context.Context, limit int, lease time.Duration, now time.Time) ([]Callback, error)
 	// RecordCallbackAttempt logs the attempt and stores c's new state only
 	// if c.LeaseToken still holds the callback; it reports whether it did.
-	RecordCallbackAttempt(ctx context.Context, c *paygate.Callback, a paygate.CallbackAttempt) (bool, error)
+	RecordCallbackAttempt(ctx context.Context, c *Callback, a Attempt) (bool, error)
 }
 
 // Config configures an Engine. Zero fields take the defaults named.
@@ -76,7 +74,7 @@ type Config struct {
 	// Logger receives one line per failed attempt. Default slog.Default().
 	Logger *slog.Logger
 	// OnAttempt, if set, is called after every attempt (metrics).
-	OnAttempt func(a paygate.CallbackAttempt)
+	OnAttempt func(a Attempt)
 	// BreakerThreshold is how many attempts in a row must fail with the
 	// receiver unavailable (no connection, a timeout, a 5xx, a 429) before
 	// the engine stops sending and probes instead (see the package
@@ -159,6 +157,10 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
+// claimBatch is how many due callbacks a worker claims in one query; they
+// are sent at once, each within its lease.
+const claimBatch = 8
+
 // Lease is how long this engine's workers hold a claimed callback.
 func (e *Engine) Lease() time.Duration { return e.cfg.Lease }
 
@@ -190,7 +192,7 @@ func (e *Engine) work(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		n, err := e.deliverDue(ctx, 1)
+		n, err := e.deliverDue(ctx, claimBatch)
 		if err != nil && ctx.Err() == nil {
 			e.log.LogAttrs(ctx, slog.LevelError, "callback: claim failed", slog.String("error", err.Error()))
 		}
@@ -241,7 +243,7 @@ func (e *Engine) deliverDue(ctx context.Context, limit int) (int, error) {
 	var wg sync.WaitGroup
 	for i := range cbs {
 		wg.Add(1)
-		go func(c *paygate.Callback) {
+		go func(c *Callback) {
 			defer wg.Done()
 			e.deliver(context.WithoutCancel(ctx), c)
 		}(&cbs[i])
@@ -254,7 +256,7 @@ func (e *Engine) deliverDue(ctx context.Context, limit int) (int, error) {
 const maxResponseBody = 1 << 10
 
 // deliver makes one attempt and records it.
-func (e *Engine) deliver(ctx context.Context, c *paygate.Callback) {
+func (e *Engine) deliver(ctx context.Context, c *Callback) {
 	a := e.send(ctx, c)
 	now := e.cfg.Now()
 	a.CreatedAt = now
@@ -265,16 +267,16 @@ func (e *Engine) deliver(ctx context.Context, c *paygate.Callback) {
 	}
 	switch {
 	case a.Success:
-		c.Status, c.LastError, c.DeliveredAt = paygate.CallbackSucceeded, "", &now
+		c.Status, c.LastError, c.DeliveredAt = StatusSucceeded, "", &now
 	case a.StatusCode == http.StatusGone:
-		c.Status, c.LastError = paygate.CallbackFailed, "410 Gone: the receiver asked for no more attempts"
+		c.Status, c.LastError = StatusFailed, "410 Gone: the receiver asked for no more attempts"
 	case c.Attempts >= len(e.cfg.Schedule):
-		c.Status, c.LastError = paygate.CallbackFailed, a.Error
+		c.Status, c.LastError = StatusFailed, a.Error
 	default:
-		c.Status, c.LastError = paygate.CallbackPending, a.Error
+		c.Status, c.LastError = StatusPending, a.Error
 		c.NextAttemptAt = now.Add(e.delay(c.Attempts, a.retryAfter))
 	}
-	applied, err := e.cfg.Queue.RecordCallbackAttempt(ctx, c, a.CallbackAttempt)
+	applied, err := e.cfg.Queue.RecordCallbackAttempt(ctx, c, a.Attempt)
 	if err != nil {
 		e.log.LogAttrs(ctx, slog.LevelError, "callback: recording attempt failed", slog.String("callback_id", c.ID), slog.String("error", err.Error()))
 	} else if !applied {
@@ -287,7 +289,7 @@ func (e *Engine) deliver(ctx context.Context, c *paygate.Callback) {
 			slog.String("next_status", string(c.Status)))
 	}
 	if e.cfg.OnAttempt != nil {
-		e.cfg.OnAttempt(a.CallbackAttempt)
+		e.cfg.OnAttempt(a.Attempt)
 	}
 }
 
@@ -314,13 +316,13 @@ func (e *Engine) delay(n int, retryAfter time.Duration) time.Duration {
 }
 
 type attempt struct {
-	paygate.CallbackAttempt
+	Attempt
 	retryAfter time.Duration
 }
 
 // send makes the HTTP request of one attempt.
-func (e *Engine) send(ctx context.Context, c *paygate.Callback) attempt {
-	a := attempt{CallbackAttempt: paygate.CallbackAttempt{CallbackID: c.ID, WebhookEventID: c.WebhookEventID, PaymentID: c.PaymentID, URL: c.URL, Attempt: c.Attempts}}
+func (e *Engine) send(ctx context.Context, c *Callback) attempt {
+	a := attempt{Attempt: Attempt{CallbackID: c.ID, WebhookEventID: c.WebhookEventID, PaymentID: c.PaymentID, URL: c.URL, Attempt: c.Attempts}}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(c.Payload))

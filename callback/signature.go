@@ -1,10 +1,13 @@
 // Package callback delivers paygate's callbacks to the merchant's system:
-// an outbox in PostgreSQL, claimed by workers with leases, sent outside any
-// transaction, signed per the Standard Webhooks specification, retried on a
-// schedule that outlasts a long weekend, every attempt logged.
+// an outbox (a [Queue]; paygate's Store), claimed by workers with leases,
+// sent outside any transaction, signed per the Standard Webhooks
+// specification, retried on a schedule that outlasts a long weekend, every
+// attempt logged. paygate.Gateway.Run runs an [Engine]; run one yourself
+// only to deliver outside a Gateway.
 //
 // Merchants verify callbacks with [Verify] (Go) or any Standard Webhooks
-// library (https://www.standardwebhooks.com).
+// library (https://www.standardwebhooks.com). The package imports only the
+// standard library.
 package callback
 
 import (

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -29,9 +29,11 @@ import (
 // savepoint, so that a failing event fails alone. A deadlock or
 // serialization failure retries the batch.
 func (s *Store) RecordWebhookEvents(ctx context.Context, recs []*paygate.WebhookRecord) error {
-	order := make([]*paygate.WebhookRecord, len(recs))
-	copy(order, recs)
-	sort.SliceStable(order, func(i, j int) bool { return order[i].Refs.PaymentID < order[j].Refs.PaymentID })
+	// Events are applied in the order they arrived: an event may find its
+	// payment only by an id an earlier one taught it. The usual way locks
+	// every payment in one statement, in id order; the event-by-event way
+	// may deadlock with another batch, and is then retried.
+	order := recs
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return recordBatch(ctx, tx, order) })
@@ -81,12 +83,14 @@ func recordBatch(ctx context.Context, tx pgx.Tx, recs []*paygate.WebhookRecord) 
 	}
 
 	// (1) Lock and read.
-	const named = `p.id = ANY($1) OR p.id IN (SELECT r.payment_id FROM paygate_payment_refs r WHERE r.stripe_id = ANY($2))`
+	// The ids are gathered first (an InitPlan), so the payments are read
+	// by their primary key.
+	const named = `p.id = ANY(ARRAY(SELECT unnest($1::text[]) UNION SELECT r.payment_id FROM paygate_payment_refs r WHERE r.stripe_id = ANY($2)))`
 	b := &pgx.Batch{}
 	b.Queue(`SELECT `+paymentColumns+` FROM paygate_payments p WHERE `+named+` ORDER BY p.id FOR UPDATE`, payIDs, stripeIDs)
 	// Statements after the lock see every refund committed before it.
-	b.Queue(`SELECT id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at FROM paygate_refunds
-		WHERE payment_id IN (SELECT p.id FROM paygate_payments p WHERE `+named+`) ORDER BY created_at, id`, payIDs, stripeIDs)
+	b.Queue(`SELECT id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at FROM paygate_refunds p
+		WHERE `+strings.Replace(named, "p.id = ANY", "p.payment_id = ANY", 1)+` ORDER BY created_at, id`, payIDs, stripeIDs)
 	b.Queue(`SELECT stripe_id, payment_id FROM paygate_payment_refs WHERE stripe_id = ANY($1)`, stripeIDs)
 	b.Queue(`SELECT id FROM paygate_webhook_events WHERE id = ANY($1)`, eventIDs)
 	br := tx.SendBatch(ctx, b)
@@ -172,6 +176,9 @@ func recordBatch(ctx context.Context, tx pgx.Tx, recs []*paygate.WebhookRecord) 
 			status, errMsg = res.Status, res.Error
 			if t != nil {
 				t.hist = append(t.hist, res.History...)
+				for _, id := range t.p.StripeIDs() {
+					refs[id] = t.p.ID // later events of the batch find it by them
+				}
 			}
 		}
 		o := *ev

@@ -45,6 +45,18 @@ func (r *sqlRecorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.Tr
 
 func (r *sqlRecorder) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
+func (r *sqlRecorder) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+
+func (r *sqlRecorder) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	r.mu.Lock()
+	r.seen = append(r.seen, recordedQuery{d.SQL, d.Args})
+	r.mu.Unlock()
+}
+
+func (r *sqlRecorder) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
 func (r *sqlRecorder) reset() []recordedQuery {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -167,6 +179,9 @@ func listCases() []listCase {
 		}},
 		{"events/status", func(ctx context.Context, s *store.Store, pp paygate.PageParams) (int, *string, error) {
 			return pageOf(s.ListWebhookEvents(ctx, paygate.WebhookEventFilter{Status: paygate.EventFailed, PageParams: pp}))
+		}},
+		{"events/status=processed", func(ctx context.Context, s *store.Store, pp paygate.PageParams) (int, *string, error) {
+			return pageOf(s.ListWebhookEvents(ctx, paygate.WebhookEventFilter{Status: paygate.EventProcessed, PageParams: pp}))
 		}},
 		{"callbacks", func(ctx context.Context, s *store.Store, pp paygate.PageParams) (int, *string, error) {
 			return pageOf(s.ListCallbackAttempts(ctx, paygate.CallbackFilter{PageParams: pp}))
@@ -309,4 +324,65 @@ func BenchmarkListsAtScale(b *testing.B) {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "lists at scale: %d payments, %d history rows\n", n, 5*n)
+}
+
+// The group-commit batch reads the payments its events name by primary key
+// and the Stripe-id table, never by a scan of the payments.
+func TestBatchPlansUseIndexes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool, rec := scaleStore(t, 20_000, 10)
+	// Give a few payments Stripe ids, as their first events would.
+	if _, err := pool.Exec(ctx, `INSERT INTO paygate_payment_refs SELECT 'pi_s' || g, 'pay_s' || lpad(g::text, 9, '0') FROM generate_series(1, 20000) g`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE`); err != nil {
+		t.Fatal(err)
+	}
+	touch := func(p *paygate.Payment) (paygate.EventOutcome, error) {
+		if p == nil {
+			return paygate.EventOutcome{Status: paygate.EventUnmatched}, nil
+		}
+		p.CallbackSeq++
+		return paygate.EventOutcome{Status: paygate.EventProcessed}, nil
+	}
+	var recs []*paygate.WebhookRecord
+	for i := range 8 {
+		refs := paygate.PaymentRefs{PaymentID: fmt.Sprintf("pay_s%09d", 100+i)}
+		if i%2 == 1 {
+			refs = paygate.PaymentRefs{PaymentIntentID: fmt.Sprintf("pi_s%d", 200+i)} // a Dashboard refund: no metadata
+		}
+		recs = append(recs, &paygate.WebhookRecord{Event: &paygate.WebhookEvent{ID: fmt.Sprintf("evt_plan%d", i), Type: "charge.refunded",
+			CreatedAt: t0, ReceivedAt: t0, Payload: []byte(`{}`)}, Refs: refs, Apply: touch})
+	}
+	rec.reset()
+	if err := s.RecordWebhookEvents(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Err != nil || r.Stored == nil || r.Stored.Status != paygate.EventProcessed {
+			t.Fatalf("record: %+v", r)
+		}
+	}
+	checked := 0
+	for _, q := range rec.reset() {
+		if !strings.HasPrefix(strings.TrimSpace(q.sql), "SELECT") {
+			continue
+		}
+		var plan []map[string]any
+		if err := pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+q.sql, q.args...).Scan(&plan); err != nil {
+			t.Fatalf("explain: %v\n%s", err, q.sql)
+		}
+		var nodes []map[string]any
+		planNodes(plan[0]["Plan"].(map[string]any), &nodes)
+		for _, n := range nodes {
+			if n["Node Type"] == "Seq Scan" && n["Relation Name"] != "paygate_refunds" {
+				t.Errorf("sequential scan of %v:\n%s", n["Relation Name"], q.sql)
+			}
+		}
+		checked++
+	}
+	if checked < 4 {
+		t.Fatalf("%d batch reads checked", checked)
+	}
 }

@@ -476,14 +476,17 @@ func decodeIDCursor(c string) (int64, error) {
 }
 
 // PaymentsToReconcile implements paygate.Store.
-func (s *Store) PaymentsToReconcile(ctx context.Context, createdSince, refundsBefore time.Time, limit int) ([]string, error) {
+func (s *Store) PaymentsToReconcile(ctx context.Context, createdSince, refundsBefore time.Time, after string, limit int) ([]string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id FROM (
 			SELECT id, created_at FROM paygate_payments
 			WHERE status IN ('pending', 'processing', 'failed') AND created_at >= $1
 			UNION
 			SELECT p.id, p.created_at FROM paygate_refunds r JOIN paygate_payments p ON p.id = r.payment_id
 			WHERE r.status = 'pending' AND r.stripe_refund_id = '' AND r.created_at < $2
-		) due ORDER BY created_at, id LIMIT $3`, createdSince, refundsBefore, limit)
+		) due
+		WHERE NOT EXISTS (SELECT 1 FROM paygate_payments a WHERE a.id = $4)
+			OR (created_at, id) > (SELECT a.created_at, a.id FROM paygate_payments a WHERE a.id = $4)
+		ORDER BY created_at, id LIMIT $3`, createdSince, refundsBefore, limit, after)
 	if err != nil {
 		return nil, fmt.Errorf("store: payments to reconcile: %w", err)
 	}

@@ -115,6 +115,7 @@ func newMerchantCounter(t *testing.T) (*merchantCounter, string) {
 // and remembers which ones were answered 2xx.
 type sender struct {
 	base     string
+	bases    []string // several replicas, round-robin
 	payments []*paygate.Payment
 	next     atomic.Int64
 	mu       sync.Mutex
@@ -144,7 +145,11 @@ func (s *sender) run(ctx context.Context, workers int) {
 				i := int(s.next.Add(1) - 1)
 				id, body := s.event(i)
 				sig := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: faultWebhookSecret, Timestamp: time.Now()})
-				req, _ := http.NewRequest("POST", s.base+"/api/webhooks/stripe", bytes.NewReader(body))
+				base := s.base
+				if len(s.bases) > 0 {
+					base = s.bases[i%len(s.bases)] // round-robin over replicas
+				}
+				req, _ := http.NewRequest("POST", base+"/api/webhooks/stripe", bytes.NewReader(body))
 				req.Header.Set("Stripe-Signature", sig.Header)
 				resp, err := client.Do(req)
 				status := 0
@@ -401,4 +406,34 @@ func pgxCollectStrings(rows interface {
 		out = append(out, s)
 	}
 	return out, rows.Err()
+}
+
+// Three paymentd replicas on one database behind round-robin: every
+// acknowledged event is stored and applied once, and each callback is
+// delivered exactly once although three engines share the outbox.
+func TestThreeReplicas(t *testing.T) {
+	dbURL := testenv.SchemaURL(t)
+	pool, payments := faultSetup(t, dbURL, 600)
+	m, cbURL := newMerchantCounter(t)
+	var bases []string
+	for range 3 {
+		bases = append(bases, startChild(t, faultEnv(t, dbURL, cbURL)).base)
+	}
+	s := &sender{bases: bases, payments: payments, acked: map[string]string{}, statuses: map[int]int{}}
+	ctx, cancel := context.WithTimeout(context.Background(), faultSeconds()*2)
+	defer cancel()
+	s.run(ctx, 12)
+	t.Logf("answers: %v", s.statuses)
+	if len(s.statuses) != 1 || s.statuses[200] == 0 {
+		t.Fatalf("answers: %v", s.statuses)
+	}
+	checkAcked(t, pool, s.acked)
+	checkCallbacks(t, pool, m, 40*time.Second)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, n := range m.ids {
+		if n != 1 {
+			t.Fatalf("callback %s delivered %d times by three replicas", id, n)
+		}
+	}
 }

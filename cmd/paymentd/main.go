@@ -1,13 +1,19 @@
 // Command paymentd serves the paygate HTTP API (API.md) as a standalone
 // service backed by PostgreSQL.
 //
-//	paymentd [serve]   run the API (migrates first unless PAYMENTD_MIGRATE=0)
+//	paymentd [serve]   run the API, callback delivery and reconciliation
+//	                   (migrates first unless PAYMENTD_MIGRATE=0)
 //	paymentd migrate   apply database migrations and exit
-//	paymentd reconcile catch up with Stripe once (lost webhooks) and exit
+//	paymentd reconcile catch up with Stripe once (lost webhooks) and exit;
+//	                   -check-endpoint checks Stripe's webhook endpoint
 //	paymentd version   print the version
 //	paymentd dev       local demo: a throwaway PostgreSQL and stripe-mock, no auth
+//	paymentd help      usage, with every variable
 //
-// Configuration comes from the environment (see the README); flags override it.
+// Configuration comes from the environment (see the README and `paymentd
+// help`); flags override it. All of it is validated before the database
+// is touched. serve is wiring: paygate.New, Handler on an http.Server, and
+// Gateway.Run for everything in the background.
 package main
 
 import (
@@ -29,7 +35,6 @@ import (
 	"github.com/lmittmann/tint"
 
 	"github.com/numedapp/paygate"
-	"github.com/numedapp/paygate/callback"
 	"github.com/numedapp/paygate/internal/testsrv"
 	"github.com/numedapp/paygate/store"
 )
@@ -41,10 +46,17 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "paymentd:", err)
+		var le loggedError
+		if !errors.As(err, &le) {
+			fmt.Fprintln(os.Stderr, "paymentd:", err)
+		}
 		os.Exit(1)
 	}
 }
+
+// loggedError is an error run already wrote to the log (in the log's
+// format), so main does not print it again.
+type loggedError struct{ error }
 
 // run is the whole program: it returns when ctx is canceled (after
 // draining) or on a startup error.
@@ -57,76 +69,113 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version":
 		fmt.Fprintln(stdout, "paymentd", buildVersion())
 		return nil
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return nil
 	case "serve", "migrate", "reconcile", "dev":
 	default:
-		return fmt.Errorf("unknown command %q (serve, migrate, reconcile, version, dev)", cmd)
+		return fmt.Errorf("unknown command %q (paymentd help lists them)", cmd)
 	}
 	if cmd == "dev" {
 		return runDev(ctx, args, getenv, stdout, stderr)
 	}
-	cfg, err := loadConfig(args, getenv, stderr)
+	cfg, err := loadConfig(cmd, args, getenv, stderr)
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
 	if err != nil {
+		if cfg.logFormat == "json" { // a valid format was read: the error is a log line too
+			newLogger(cfg.logFormat, stderr).LogAttrs(ctx, slog.LevelError, "paymentd: configuration refused", slog.String("error", err.Error()))
+			return loggedError{err}
+		}
 		return err
 	}
 	log := newLogger(cfg.logFormat, stderr)
+	if err := runCommand(ctx, cfg, log, stdout); err != nil {
+		log.LogAttrs(context.WithoutCancel(ctx), slog.LevelError, "paymentd: "+cmd+" failed", slog.String("error", err.Error()))
+		return loggedError{err}
+	}
+	return nil
+}
+
+// runCommand runs a validated subcommand: everything that touches the
+// database or Stripe.
+func runCommand(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	if cfg.cmd != "migrate" {
+		// The library's own validation, before the database is touched (New
+		// starts nothing and does not call the Store).
+		if _, err := paygate.New(cfg.gateway(unopenedStore{}, log)); err != nil {
+			return variableError(err)
+		}
+	}
 	pool, err := openPool(ctx, cfg.databaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if cmd == "migrate" || cfg.migrate {
+	if cfg.cmd == "migrate" || cfg.migrate {
 		applied, err := store.Migrate(ctx, pool)
 		if err != nil {
 			return err
 		}
-		log.LogAttrs(ctx, slog.LevelInfo, "migrations applied", slog.Any("versions", applied))
-		if cmd == "migrate" {
+		log.LogAttrs(ctx, slog.LevelInfo, "migrations applied", slog.Int("count", len(applied)), slog.Any("versions", applied))
+		if cfg.cmd == "migrate" {
 			fmt.Fprintf(stdout, "applied %d migration(s)\n", len(applied))
 			return nil
 		}
 	}
-	if cmd == "reconcile" {
-		return reconcileOnce(ctx, cfg, pool, log, stdout)
+	gw, err := paygate.New(cfg.gateway(store.New(pool), log))
+	if err != nil {
+		return variableError(err)
 	}
-	return serve(ctx, cfg, pool, log)
+	if cfg.cmd == "reconcile" {
+		return reconcileOnce(ctx, cfg, gw, stdout)
+	}
+	return serve(ctx, cfg, gw, log)
 }
 
-// reconcileOnce runs one reconciliation pass and prints what it did.
-func reconcileOnce(ctx context.Context, cfg config, pool *pgxpool.Pool, log *slog.Logger, stdout io.Writer) error {
-	if cfg.stripeSecretKey == "" {
-		return errors.New("STRIPE_SECRET_KEY is required to reconcile")
-	}
-	gw, err := paygate.New(paygate.Config{Store: store.New(pool), StripeSecretKey: cfg.stripeSecretKey, StripeAPIBase: cfg.stripeAPIBase,
-		CallbackURL: cfg.callbackURL, InsecureNoAuth: true, Logger: log, Secrets: cfg.callbackSecrets})
-	if err != nil {
-		return err
+// unopenedStore stands in for the Store while the configuration is
+// validated; paygate.New never calls it.
+type unopenedStore struct{ paygate.Store }
+
+// reconcileOnce runs one reconciliation pass, or the webhook endpoint
+// check, and prints what it found.
+func reconcileOnce(ctx context.Context, cfg config, gw *paygate.Gateway, stdout io.Writer) error {
+	if cfg.checkEndpoint {
+		c := gw.CheckWebhookEndpoint(ctx)
+		switch {
+		case c.Error != "":
+			fmt.Fprintln(stdout, "webhook endpoint: could not check:", c.Error)
+		case c.OK:
+			fmt.Fprintf(stdout, "webhook endpoint %s (%s): ok, API version %s, every handled event type\n", c.EndpointID, c.URL, c.APIVersion)
+		default:
+			fmt.Fprintln(stdout, "webhook endpoint: needs attention:")
+			for _, p := range c.Problems {
+				fmt.Fprintln(stdout, "  -", p)
+			}
+			fmt.Fprintln(stdout, "  want: API version", paygate.StripeAPIVersion, "and events", strings.Join(paygate.HandledEventTypes, ", "))
+		}
+		return nil
 	}
 	res, err := gw.Reconcile(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "reconciled: %d checked, %d updated, %d failed\n", res.Checked, res.Updated, res.Failed)
-	return nil
-}
-
-// reconcileEvery runs a reconciliation pass every interval until ctx ends.
-func reconcileEvery(ctx context.Context, gw *paygate.Gateway, interval time.Duration, log *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			res, err := gw.Reconcile(ctx)
-			if err != nil {
-				log.LogAttrs(ctx, slog.LevelWarn, "reconciliation failed", slog.String("error", err.Error()))
-				continue
-			}
-			log.LogAttrs(ctx, slog.LevelInfo, "reconciliation pass", slog.Int("checked", res.Checked),
-				slog.Int("updated", res.Updated), slog.Int("failed", res.Failed))
-		}
+	if res.Skipped {
+		fmt.Fprintln(stdout, "reconciled: skipped, another replica is reconciling now")
+		return nil
 	}
+	fmt.Fprintf(stdout, "reconciled: events %d read, %d applied, %d known, %d failed; payments %d checked, %d updated, %d failed",
+		res.EventsRead, res.EventsApplied, res.EventsKnown, res.EventsFailed, res.Checked, res.Updated, res.Failed)
+	if !res.Complete {
+		fmt.Fprint(stdout, " (sweep stopped at its time budget; the next pass resumes)")
+	}
+	if res.EventsError != "" {
+		fmt.Fprint(stdout, "; events API: ", res.EventsError)
+	}
+	fmt.Fprintln(stdout)
+	return nil
 }
 
 func buildVersion() string {
@@ -167,60 +216,14 @@ func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// serve runs the HTTP server until ctx is canceled, then drains in-flight
-// requests (up to 30 s) and returns nil.
-func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, log *slog.Logger) error {
-	st := store.New(pool)
-	observe := func(paygate.CallbackAttempt) {}
-	gcfg := paygate.Config{
-		Store:                st,
-		StripeSecretKey:      cfg.stripeSecretKey,
-		StripePublishableKey: cfg.stripePublishableKey,
-		StripeAPIBase:        cfg.stripeAPIBase,
-		DefaultCurrency:      cfg.currency,
-		Logger:               log,
-		Version:              buildVersion(),
-		InsecureNoAuth:       cfg.insecureNoAuth,
-		WebhookSecrets:       cfg.webhookSecrets,
-		CallbackURL:          cfg.callbackURL,
-		SystemLogs:           true,
-		Metrics:              cfg.metrics,
-		RateLimit:            cfg.rateLimit,
-		RateBurst:            cfg.rateBurst,
-		Secrets:              append(append([]string{}, cfg.apiKeys...), cfg.callbackSecrets...),
-	}
-	var engine *callback.Engine
-	if cfg.callbackURL != "" {
-		var err error
-		engine, err = callback.New(callback.Config{Queue: st, Secrets: cfg.callbackSecrets, Logger: log,
-			OnAttempt: func(a paygate.CallbackAttempt) { observe(a) }})
-		if err != nil {
-			return err
-		}
-		gcfg.OnCallbacksQueued = engine.Wake
-	}
-	if len(cfg.apiKeys) > 0 {
-		auth, err := paygate.BearerKeys(cfg.apiKeys...)
-		if err != nil {
-			return fmt.Errorf("PAYMENTD_API_KEYS: %w", err)
-		}
-		gcfg.Auth = auth
-	}
-	gw, err := paygate.New(gcfg)
-	if err != nil {
-		return err
-	}
-	observe = gw.ObserveCallbackAttempt
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := gw.Close(cctx); err != nil {
-			log.LogAttrs(cctx, slog.LevelError, "flushing system logs", slog.String("error", err.Error()))
-		}
-	}()
+// serve runs the HTTP server and the Gateway's background parts (Run)
+// until ctx is canceled, then drains in-flight requests (up to 30 s),
+// stops Run (which lets callback attempts in flight finish and flushes the
+// system log) and returns nil.
+func serve(ctx context.Context, cfg config, gw *paygate.Gateway, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return fmt.Errorf("listen on PAYMENTD_ADDR %s: %w", cfg.addr, err)
 	}
 	srv := &http.Server{
 		Handler:           gw.Handler(),
@@ -231,40 +234,38 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, log *slog.Logger
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	// The callback engine runs until the server has drained, then finishes
-	// the attempts in flight.
-	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
-	engineDone := make(chan struct{})
-	go func() {
-		defer close(engineDone)
-		if engine != nil {
-			go func() { _ = st.ListenCallbacks(engineCtx, engine.Wake) }() // other replicas' callbacks, at once
-			_ = engine.Run(engineCtx)
-		}
-	}()
-	defer func() { stopEngine(); <-engineDone }()
-	if cfg.stripeSecretKey != "" && cfg.reconcileEvery > 0 {
-		go reconcileEvery(engineCtx, gw, cfg.reconcileEvery, log)
-	}
+	// Run outlives the server by the drain, so the last requests' callbacks
+	// and log rows are handled.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	ran := make(chan error, 1)
+	go func() { ran <- gw.Run(runCtx) }()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
 	log.LogAttrs(ctx, slog.LevelInfo, "paymentd listening", slog.String("addr", ln.Addr().String()),
-		slog.String("version", buildVersion()), slog.Bool("auth", gcfg.Auth != nil), slog.Bool("stripe_configured", cfg.stripeSecretKey != ""),
-		slog.Int("webhook_secrets", len(cfg.webhookSecrets)), slog.Bool("callbacks", engine != nil))
+		slog.String("version", buildVersion()), slog.Bool("auth", cfg.auth != nil), slog.Bool("stripe_configured", cfg.stripeSecretKey != ""),
+		slog.Int("webhook_secrets", len(cfg.webhookSecrets)), slog.Bool("callbacks", cfg.callbackURL != ""))
 	select {
-	case err := <-errc:
+	case err := <-served:
+		stopRun()
+		<-ran
 		return fmt.Errorf("serve: %w", err)
+	case err := <-ran: // Run refused to start
+		_ = srv.Close()
+		return err
 	case <-ctx.Done():
 	}
 	log.LogAttrs(context.Background(), slog.LevelInfo, "shutting down: draining in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		log.LogAttrs(context.Background(), slog.LevelWarn, "requests still in flight after 30 s", slog.String("error", err.Error()))
 	}
 	log.LogAttrs(context.Background(), slog.LevelInfo, "draining callback attempts in flight")
-	stopEngine()
-	<-engineDone
+	stopRun()
+	if err := <-ran; err != nil {
+		return err
+	}
 	log.LogAttrs(context.Background(), slog.LevelInfo, "stopped")
 	return nil
 }

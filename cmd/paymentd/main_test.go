@@ -174,8 +174,16 @@ func TestRunEndToEnd(t *testing.T) {
 	if err := run(context.Background(), []string{"reconcile"}, func(k string) string { return env[k] }, &rout, io.Discard); err != nil {
 		t.Fatalf("paymentd reconcile: %v", err)
 	}
-	if !strings.HasPrefix(rout.String(), "reconciled: ") {
+	if !strings.HasPrefix(rout.String(), "reconciled: events ") {
 		t.Fatalf("reconcile output %q", rout.String())
+	}
+	// The webhook endpoint check (stripe-mock's endpoint is not ours).
+	rout.Reset()
+	if err := run(context.Background(), []string{"reconcile", "-check-endpoint"}, func(k string) string { return env[k] }, &rout, io.Discard); err != nil {
+		t.Fatalf("paymentd reconcile -check-endpoint: %v", err)
+	}
+	if !strings.Contains(rout.String(), "webhook endpoint: needs attention") || !strings.Contains(rout.String(), "no webhook endpoint for a URL ending in /api/webhooks/stripe") {
+		t.Fatalf("check-endpoint output %q", rout.String())
 	}
 
 	out := logs.String()
@@ -228,6 +236,18 @@ func TestRunConfigErrors(t *testing.T) {
 		{"callback without secret", map[string]string{"DATABASE_URL": "postgres://x@h/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "CALLBACK_URL": "https://m.example/cb"}, nil, "CALLBACK_SECRET is required"},
 		{"short callback secret", map[string]string{"DATABASE_URL": "postgres://x@h/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "CALLBACK_URL": "https://m.example/cb", "CALLBACK_SECRET": "whsec_c2hvcnQ="}, nil, "CALLBACK_SECRET must be"},
 		{"bad flag", map[string]string{}, []string{"serve", "-nope"}, "flag provided but not defined"},
+		// Everything is validated before the database is touched (this one is
+		// unreachable), and errors name the variable, not the library's field.
+		{"bad secret key", map[string]string{"DATABASE_URL": "postgres://u:hunter2secret@127.0.0.1:1/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "STRIPE_SECRET_KEY": "pk_test_oops"}, nil, "STRIPE_SECRET_KEY must be"},
+		{"bad addr", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "PAYMENTD_ADDR": "localhost"}, nil, "PAYMENTD_ADDR must be"},
+		{"bad port", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "PAYMENTD_ADDR": "99999"}, nil, "PAYMENTD_ADDR: port"},
+		{"short api key", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db", "PAYMENTD_API_KEYS": "short"}, nil, "PAYMENTD_API_KEYS must be"},
+		{"bad currency", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "PAYMENTD_CURRENCY": "xxx"}, nil, "PAYMENTD_CURRENCY"},
+		{"bad webhook secret", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "STRIPE_WEBHOOK_SECRET": "secret"}, nil, "STRIPE_WEBHOOK_SECRET"},
+		{"bad publishable key", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "STRIPE_PUBLISHABLE_KEY": "sk_test_123abc"}, nil, "STRIPE_PUBLISHABLE_KEY"},
+		{"bad api base", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "STRIPE_API_BASE": "localhost:12111"}, nil, "STRIPE_API_BASE"},
+		{"reconcile without key", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db"}, []string{"reconcile"}, "STRIPE_SECRET_KEY is required"},
+		{"reconcile bad key", map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db", "STRIPE_SECRET_KEY": "whatever"}, []string{"reconcile"}, "STRIPE_SECRET_KEY must be"},
 		{"unreachable db", map[string]string{"DATABASE_URL": "postgres://u:hunter2secret@127.0.0.1:1/db?connect_timeout=2", "PAYMENTD_INSECURE_NO_AUTH": "1"}, nil, "database unreachable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,6 +260,85 @@ func TestRunConfigErrors(t *testing.T) {
 				t.Fatalf("error echoes the database password: %v", err)
 			}
 		})
+	}
+}
+
+// migrate and reconcile read only what they use: neither needs API keys
+// (here the database is unreachable, so getting that far proves it).
+func TestSubcommandsNeedOnlyTheirConfiguration(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"migrate"}, {"reconcile"}} {
+		env := map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db?connect_timeout=2", "STRIPE_SECRET_KEY": "sk_test_123abc",
+			"CALLBACK_URL": "https://m.example/cb"} // CALLBACK_SECRET is serve's: reconcile only queues
+		err := run(context.Background(), args, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "database unreachable") {
+			t.Errorf("%v: %v, want it to reach the database", args, err)
+		}
+	}
+}
+
+// -h, -help, help and a subcommand's -h print the usage, with the
+// subcommands and variables, and succeed.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"-h"}, {"-help"}, {"help"}, {"serve", "-h"}, {"reconcile", "-h"}, {"migrate", "--help"}} {
+		var out bytes.Buffer
+		if err := run(context.Background(), args, func(string) string { return "" }, &out, io.Discard); err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+		for _, want := range []string{"paymentd migrate", "paymentd reconcile", "-check-endpoint", "DATABASE_URL", "PAYMENTD_API_KEYS", "STRIPE_SECRET_KEY"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%v: usage lacks %q:\n%s", args, want, out.String())
+			}
+		}
+	}
+}
+
+// With PAYMENTD_LOG_FORMAT=json every line serve prints is JSON, from the
+// migrations to the last line after a drain (issue 8 #10); a bare port is
+// a listen address.
+func TestServeJSONLogsOnly(t *testing.T) {
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	env := map[string]string{
+		"DATABASE_URL":              testenv.SchemaURL(t),
+		"PAYMENTD_ADDR":             port,
+		"PAYMENTD_LOG_FORMAT":       "json",
+		"PAYMENTD_INSECURE_NO_AUTH": "1",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr testenv.LockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &stdout, &stderr) }()
+	waitReady(t, "http://127.0.0.1:"+port+"/api/health/live", done)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()+stderr.String()), "\n")
+	msgs := map[string]bool{}
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Errorf("not JSON: %q", l)
+		}
+		msg, _ := m["msg"].(string)
+		msgs[msg] = true
+	}
+	for _, want := range []string{"migrations applied", "paymentd listening", "paygate: running", "stopped"} {
+		if !msgs[want] {
+			t.Errorf("no %q line in:\n%s", want, strings.Join(lines, "\n"))
+		}
+	}
+	// A failure after the configuration was read is a JSON line too.
+	var errOut testenv.LockedBuffer
+	env["DATABASE_URL"] = "postgres://u@127.0.0.1:1/db?connect_timeout=2"
+	if err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, &errOut); err == nil {
+		t.Fatal("unreachable database: no error")
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(errOut.String())), &m); err != nil || m["level"] != "ERROR" {
+		t.Fatalf("error output is not one JSON line: %q", errOut.String())
 	}
 }
 

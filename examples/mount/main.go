@@ -1,14 +1,20 @@
 // Command mount embeds paygate in an existing service: the payments API is
-// mounted under /api/ beside the application's own routes.
+// mounted under /api/ beside the application's own routes, and one line,
+// go gw.Run(ctx), runs everything in the background: callbacks to
+// CALLBACK_URL, reconciliation with Stripe, housekeeping.
 //
-//	DATABASE_URL=postgres://… STRIPE_SECRET_KEY=sk_test_… API_KEY=$(openssl rand -hex 16) go run ./examples/mount
+//	DATABASE_URL=postgres://… STRIPE_SECRET_KEY=sk_test_… API_KEY=$(openssl rand -hex 16) \
+//	STRIPE_WEBHOOK_SECRET=whsec_… CALLBACK_URL=https://shop.example/paygate CALLBACK_SECRET=whsec_… go run ./examples/mount
 package main
 
 import (
 	"context"
+	"errors"
 	"log"
 	"net/http"
 	"os"
+	"os/signal"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -17,24 +23,57 @@ import (
 )
 
 func main() {
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
-	if err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Getenv, "127.0.0.1:8080"); err != nil {
 		log.Fatal(err)
 	}
+}
+
+func run(ctx context.Context, getenv func(string) string, addr string) error {
+	pool, err := pgxpool.New(ctx, getenv("DATABASE_URL"))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
 	if _, err := store.Migrate(ctx, pool); err != nil { // migrations are explicit
-		log.Fatal(err)
+		return err
 	}
-	auth, err := paygate.BearerKeys(os.Getenv("API_KEY"))
+	auth, err := paygate.BearerKeys(getenv("API_KEY"))
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	gw, err := paygate.New(paygate.Config{Store: store.New(pool), StripeSecretKey: os.Getenv("STRIPE_SECRET_KEY"), Auth: auth})
+	gw, err := paygate.New(paygate.Config{
+		Store:           store.New(pool),
+		StripeSecretKey: getenv("STRIPE_SECRET_KEY"),
+		StripeAPIBase:   getenv("STRIPE_API_BASE"), // empty: Stripe's own
+		Auth:            auth,
+		WebhookSecrets:  list(getenv("STRIPE_WEBHOOK_SECRET")),
+		CallbackURL:     getenv("CALLBACK_URL"),
+		CallbackSecrets: list(getenv("CALLBACK_SECRET")),
+	})
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
+	go gw.Run(ctx) // callbacks, reconciliation, housekeeping; until ctx ends
+
 	mux := http.NewServeMux()
 	mux.Handle("/api/", gw.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("my shop\n")) })
-	log.Fatal(http.ListenAndServe("127.0.0.1:8080", mux))
+	srv := &http.Server{Addr: addr, Handler: mux}
+	go func() {
+		<-ctx.Done()
+		srv.Shutdown(context.Background())
+	}()
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func list(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }

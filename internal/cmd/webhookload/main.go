@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,6 +44,8 @@ func main() {
 	ops := flag.Bool("ops", true, "system logs and metrics on, as in paymentd")
 	durable := flag.Bool("durable", false, "run the throwaway PostgreSQL with fsync, full_page_writes and synchronous_commit on")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (server and senders) here")
+	batching := flag.String("batching", "on", "group commit of webhooks: on, off, or both (each level run both ways, interleaved)")
+	dbStats := flag.Bool("dbstats", true, "print what each event cost the database: commits, WAL bytes, rows and index entries written, statements (pg_stat_statements)")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -64,6 +67,7 @@ func main() {
 		if *durable {
 			settings = []string{"fsync=on", "synchronous_commit=on", "full_page_writes=on"}
 		}
+		settings = append(settings, "shared_preload_libraries=pg_stat_statements", "track_io_timing=on")
 		pg, err := testsrv.StartPostgres(ctx, settings...)
 		if err != nil {
 			log.Fatal(err)
@@ -85,99 +89,241 @@ func main() {
 		log.Fatal(err)
 	}
 	st := store.New(pool)
-	gw, err := paygate.New(paygate.Config{Store: st, InsecureNoAuth: true, WebhookSecrets: []string{secret},
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), SystemLogs: *ops, Metrics: *ops})
-	if err != nil {
-		log.Fatal(err)
+	newGateway := func(batch bool) *paygate.Gateway {
+		gw, err := paygate.New(paygate.Config{Store: st, InsecureNoAuth: true, WebhookSecrets: []string{secret},
+			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), SystemLogs: *ops, Metrics: *ops, NoWebhookBatching: !batch})
+		if err != nil {
+			log.Fatal(err)
+		}
+		return gw
+	}
+	gateways := map[bool]*paygate.Gateway{true: newGateway(true), false: newGateway(false)}
+	var current atomic.Pointer[paygate.Gateway]
+	current.Store(gateways[*batching != "off"])
+	modes := map[string][]bool{"on": {true}, "off": {false}, "both": {false, true}}[*batching]
+	if modes == nil {
+		log.Fatal("-batching must be on, off or both")
+	}
+	if *dbStats {
+		if _, err := pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
+			log.Printf("no statement statistics: %v", err)
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := &http.Server{Handler: gw.WebhookHandler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		current.Load().WebhookHandler().ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
 	url := "http://" + ln.Addr().String() + "/api/webhooks/stripe"
 
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	ids := make([]string, *payments)
+	// Each mode has payments of its own, so that both see the same events
+	// (the first events of a payment change it, later ones do not).
+	idsOf := map[bool][]string{}
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("pi_load%s_%d", run, i)
-		p := &paygate.Payment{ID: fmt.Sprintf("pay_load%s%d", run, i), Method: paygate.MethodIntent, Status: paygate.StatusPending,
-			Amount: 1000, Currency: "usd", Quantity: 1, PaymentIntentID: ids[i], CreatedAt: now, UpdatedAt: now}
-		if err := st.InsertPayment(ctx, p); err != nil {
-			log.Fatal(err)
+	for _, batch := range modes {
+		ids := make([]string, *payments)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("pi_load%s_%v_%d", run, batch, i)
+			p := &paygate.Payment{ID: fmt.Sprintf("pay_load%s%v%d", run, batch, i), Method: paygate.MethodIntent, Status: paygate.StatusPending,
+				Amount: 1000, Currency: "usd", Quantity: 1, PaymentIntentID: ids[i], CreatedAt: now, UpdatedAt: now}
+			if err := st.InsertPayment(ctx, p); err != nil {
+				log.Fatal(err)
+			}
 		}
+		idsOf[batch] = ids
 	}
 
-	defer gw.Close(context.Background())
+	for _, gw := range gateways {
+		defer gw.Close(context.Background())
+	}
 	fmt.Printf("webhook ingest over HTTP: %d payments, %v per level, pool %d, GOMAXPROCS %d, durable %v, system logs and metrics %v\n",
 		*payments, *duration, *poolSize, runtime.GOMAXPROCS(0), *durable, *ops)
-	fmt.Printf("%-8s %10s %10s %10s %10s %8s\n", "senders", "events", "events/s", "p50", "p99", "errors")
-	var seq int64
+	fmt.Printf("%-8s %-6s %10s %10s %10s %10s %8s", "senders", "batch", "events", "events/s", "p50", "p99", "errors")
+	if *dbStats {
+		fmt.Printf(" %10s %10s %10s %10s %10s %10s", "commits/ev", "WAL B/ev", "rows/ev", "idx/ev", "HOT %", "stmts/ev")
+	}
+	fmt.Println()
+	var report []string
+	seq := map[bool]int64{}
 	var seqMu sync.Mutex
-	next := func() int64 { seqMu.Lock(); defer seqMu.Unlock(); seq++; return seq }
+	var ids []string
+	var mode bool
+	next := func() int64 { seqMu.Lock(); defer seqMu.Unlock(); seq[mode]++; return seq[mode] }
 	types := []string{"payment_intent.processing", "payment_intent.succeeded", "charge.refunded"}
 	for _, s := range strings.Split(*sendersFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 || n > 256 {
 			log.Fatalf("bad sender count %q", s)
 		}
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}, Timeout: 10 * time.Second}
-		var mu sync.Mutex
-		var lat []time.Duration
-		errs := 0
-		deadline := time.Now().Add(*duration)
-		var wg sync.WaitGroup
-		start := time.Now()
-		for w := 0; w < n; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var mine []time.Duration
-				myErrs := 0
-				for time.Now().Before(deadline) {
-					k := next()
-					pi := ids[int(k)%len(ids)]
-					typ := types[int(k/int64(len(ids)))%len(types)]
-					body := event(run, k, typ, pi)
-					sig := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: secret}).Header
-					req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
-					req.Header.Set("Stripe-Signature", sig)
-					t0 := time.Now()
-					resp, err := client.Do(req)
-					d := time.Since(t0)
-					if err != nil {
-						myErrs++
-						continue
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						myErrs++
-						continue
-					}
-					mine = append(mine, d)
-				}
-				mu.Lock()
-				lat = append(lat, mine...)
-				errs += myErrs
-				mu.Unlock()
-			}()
-		}
-		wg.Wait()
-		elapsed := time.Since(start)
-		slices.Sort(lat)
-		pct := func(p float64) time.Duration {
-			if len(lat) == 0 {
-				return 0
+		for _, batch := range modes {
+			current.Store(gateways[batch])
+			seqMu.Lock()
+			mode, ids = batch, idsOf[batch]
+			seqMu.Unlock()
+			var before dbSnapshot
+			if *dbStats {
+				before = snapshot(ctx, pool)
 			}
-			return lat[min(len(lat)-1, int(float64(len(lat))*p))]
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}, Timeout: 10 * time.Second}
+			var mu sync.Mutex
+			var lat []time.Duration
+			errs := 0
+			deadline := time.Now().Add(*duration)
+			var wg sync.WaitGroup
+			start := time.Now()
+			for w := 0; w < n; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var mine []time.Duration
+					myErrs := 0
+					for time.Now().Before(deadline) {
+						k := next()
+						pi := ids[int(k)%len(ids)]
+						typ := types[int(k/int64(len(ids)))%len(types)]
+						body := event(run, k, typ, pi)
+						sig := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: secret}).Header
+						req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+						req.Header.Set("Stripe-Signature", sig)
+						t0 := time.Now()
+						resp, err := client.Do(req)
+						d := time.Since(t0)
+						if err != nil {
+							myErrs++
+							continue
+						}
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode != 200 {
+							myErrs++
+							continue
+						}
+						mine = append(mine, d)
+					}
+					mu.Lock()
+					lat = append(lat, mine...)
+					errs += myErrs
+					mu.Unlock()
+				}()
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			slices.Sort(lat)
+			pct := func(p float64) time.Duration {
+				if len(lat) == 0 {
+					return 0
+				}
+				return lat[min(len(lat)-1, int(float64(len(lat))*p))]
+			}
+			fmt.Printf("%-8d %-6v %10d %10.0f %10s %10s %8d", n, batch, len(lat), float64(len(lat))/elapsed.Seconds(),
+				pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), errs)
+			if *dbStats && len(lat) > 0 {
+				time.Sleep(1500 * time.Millisecond) // statistics are flushed about once a second
+				d := snapshot(ctx, pool).minus(before)
+				ev := float64(len(lat))
+				hot := 0.0
+				if d.updates > 0 {
+					hot = 100 * d.hotUpdates / d.updates
+				}
+				fmt.Printf(" %10.3f %10.0f %10.2f %10.2f %10.0f %10.2f", d.commits/ev, d.walBytes/ev, d.rows/ev, d.indexEntries/ev, hot, d.calls/ev)
+				report = append(report, fmt.Sprintf("senders %d, batching %v — statements per event (calls/ev, ms/ev):\n%s", n, batch, d.top(ev)))
+			}
+			fmt.Println()
 		}
-		fmt.Printf("%-8d %10d %10.0f %10s %10s %8d\n", n, len(lat), float64(len(lat))/elapsed.Seconds(),
-			pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), errs)
 	}
+	for _, r := range report {
+		fmt.Println()
+		fmt.Print(r)
+	}
+}
+
+// dbSnapshot is what the database has done so far.
+type dbSnapshot struct {
+	commits, walBytes, rows, indexEntries, updates, hotUpdates, calls float64
+	statements                                                        map[string][2]float64 // query → calls, total ms
+}
+
+func snapshot(ctx context.Context, pool *pgxpool.Pool) dbSnapshot {
+	var s dbSnapshot
+	var lsn string
+	if err := pool.QueryRow(ctx, `SELECT xact_commit, pg_current_wal_lsn()::text FROM pg_stat_database WHERE datname = current_database()`).Scan(&s.commits, &lsn); err != nil {
+		log.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT pg_wal_lsn_diff($1::pg_lsn, '0/0')`, lsn).Scan(&s.walBytes); err != nil {
+		log.Fatal(err)
+	}
+	// Index entries written: each inserted row and each non-HOT update
+	// writes one entry per index of its table.
+	if err := pool.QueryRow(ctx, `SELECT coalesce(sum(t.n_tup_ins + t.n_tup_upd + t.n_tup_del), 0),
+			coalesce(sum((t.n_tup_ins + t.n_tup_upd - t.n_tup_hot_upd) * (SELECT count(*) FROM pg_index i WHERE i.indrelid = t.relid)), 0),
+			coalesce(sum(t.n_tup_upd), 0), coalesce(sum(t.n_tup_hot_upd), 0)
+		FROM pg_stat_user_tables t`).Scan(&s.rows, &s.indexEntries, &s.updates, &s.hotUpdates); err != nil {
+		log.Fatal(err)
+	}
+	s.statements = map[string][2]float64{}
+	rows, err := pool.Query(ctx, `SELECT query, calls, total_exec_time FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+	if err != nil {
+		return s // no extension: no statement figures
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var q string
+		var calls, ms float64
+		if err := rows.Scan(&q, &calls, &ms); err != nil {
+			log.Fatal(err)
+		}
+		q = strings.Join(strings.Fields(q), " ")
+		st := s.statements[q]
+		s.statements[q] = [2]float64{st[0] + calls, st[1] + ms}
+		s.calls += calls
+	}
+	return s
+}
+
+func (a dbSnapshot) minus(b dbSnapshot) dbSnapshot {
+	d := dbSnapshot{commits: a.commits - b.commits, walBytes: a.walBytes - b.walBytes, rows: a.rows - b.rows,
+		indexEntries: a.indexEntries - b.indexEntries, updates: a.updates - b.updates, hotUpdates: a.hotUpdates - b.hotUpdates,
+		calls: a.calls - b.calls, statements: map[string][2]float64{}}
+	for q, v := range a.statements {
+		w := b.statements[q]
+		if c := v[0] - w[0]; c > 0 {
+			d.statements[q] = [2]float64{c, v[1] - w[1]}
+		}
+	}
+	return d
+}
+
+// top lists the statements that took the most time, per event.
+func (d dbSnapshot) top(events float64) string {
+	type st struct {
+		q         string
+		calls, ms float64
+	}
+	var all []st
+	for q, v := range d.statements {
+		if strings.Contains(q, "pg_stat") || strings.Contains(q, "pg_current_wal_lsn") || strings.Contains(q, "pg_wal_lsn_diff") {
+			continue
+		}
+		all = append(all, st{q, v[0], v[1]})
+	}
+	slices.SortFunc(all, func(a, b st) int { return int(b.ms*1000 - a.ms*1000) })
+	var sb strings.Builder
+	for i, s := range all {
+		if i == 10 {
+			break
+		}
+		q := s.q
+		if len(q) > 110 {
+			q = q[:110] + "…"
+		}
+		fmt.Fprintf(&sb, "  %6.2f %7.3f  %s\n", s.calls/events, s.ms/events, q)
+	}
+	return sb.String()
 }
 
 // event is a realistic Stripe event body for a PaymentIntent or its charge.
