@@ -157,6 +157,12 @@ func TestLinkChargeIDNeverFromAnotherAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.flush()
+	// Before reconciliation (which may replay the lost events), from
+	// the webhooks alone: the paid attempt's charge is not known yet.
+	if before := e.payment(t, p.ID); before.Status != paygate.StatusSucceeded || before.ChargeID == declined {
+		t.Errorf("before reconciliation: status %s, chargeId %q (the first attempt's declined charge is %s), paymentIntentId %s",
+			before.Status, before.ChargeID, declined, before.PaymentIntentID)
+	}
 	if _, err := e.gw.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)
 	}

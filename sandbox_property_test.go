@@ -36,21 +36,20 @@ var (
 	sandboxPayments = flag.Int("sandbox.payments", 0, "payments in TestPropertySandbox (0: $PAYGATE_SANDBOX_PAYMENTS, else 500)")
 )
 
-// eventsAPIReconcile says reconciliation reads Stripe's Events API, so it
-// replays webhooks lost for payments that are already final. Reconcile
-// today re-reads only payments that are not final (pending, processing,
-// failed: their PaymentIntent, Checkout Session or a link's sessions) and
-// settles unconfirmed refund reservations; a webhook lost for a payment
-// paygate already holds as succeeded, refunded, expired or canceled — a
-// Dashboard refund, a refund's later status, a dispute, the charge of a
-// payment whose success came from the session — is never read again. So
-// while this is false, the chaos's drops of events that belong to a
-// payment final in paygate when reconciliation runs are undone (resent,
-// without chaos) first; drops for payments that are not final stay lost,
-// for reconciliation to repair. Set PAYGATE_SANDBOX_EVENTS_API=1 (or flip
-// this default once the Events-API reconciliation lands) to keep every
-// drop and compare everything.
-var eventsAPIReconcile = os.Getenv("PAYGATE_SANDBOX_EVENTS_API") == "1"
+// eventsAPIReconcile says reconciliation reads Stripe's Events API (it
+// does on main since the Events-API reconciliation: Reconcile lists events first, then sweeps
+// non-final payments), so it replays webhooks lost for payments that are
+// already final: a Dashboard refund, a refund's later status, a dispute,
+// the charge of a payment whose success came from its session, a session
+// that expired after its PaymentIntent was canceled. The sweep alone re-reads
+// only payments that are not final. With it true (the default) every drop
+// stays lost and everything is compared. PAYGATE_SANDBOX_EVENTS_API=0 is
+// the narrower check for a Reconcile without the Events API (the sweep
+// alone, as on this branch before main's Events-API reconciliation was
+// merged): the drops of events that belong to a payment final in paygate
+// when reconciliation runs are undone (resent, without chaos) first;
+// drops for payments that are not final stay lost, for the sweep.
+var eventsAPIReconcile = os.Getenv("PAYGATE_SANDBOX_EVENTS_API") != "0"
 
 func propertySeed(t *testing.T) uint64 {
 	if *sandboxSeed != 0 {
