@@ -7,13 +7,16 @@ import (
 	"time"
 
 	"github.com/numedapp/paygate"
+	"github.com/numedapp/paygate/sandbox"
 )
 
 // Webhooks lost on the way (answered, never applied), then one
 // reconciliation pass: paygate must end where Stripe is, for payments that
 // are not final when reconciliation runs (docs/decisions.md,
 // "Reconciliation"). Each case loses a chosen set of event types for the
-// whole flow, deterministically.
+// whole flow, deterministically, and runs twice: a whole pass (Events API
+// and sweep), and the sweep alone (Stripe's events list failing), which
+// must repair them by reading Stripe's objects.
 func TestReconcileAfterLostWebhooks(t *testing.T) {
 	t.Parallel()
 	all := func(string) bool { return true }
@@ -116,21 +119,37 @@ func TestReconcileAfterLostWebhooks(t *testing.T) {
 			return c.PaymentID
 		}, paygate.StatusExpired},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			e := newSBEnv(t, sbOpts{lose: tc.lose})
-			id := tc.flow(t, e)
-			e.flush()
-			if _, err := e.gw.Reconcile(context.Background()); err != nil {
-				t.Fatal(err)
+		for _, sweepOnly := range []bool{false, true} {
+			name := tc.name
+			if sweepOnly {
+				name += " (sweep only)"
 			}
-			e.flush()
-			got := e.checkTruth(t, id)
-			if got.Status != tc.want {
-				t.Errorf("status %s, want %s", got.Status, tc.want)
-			}
-			e.checkMerchant(t)
-		})
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				e := newSBEnv(t, sbOpts{lose: tc.lose})
+				id := tc.flow(t, e)
+				e.flush()
+				if sweepOnly {
+					// Stripe's events list fails: the pass goes on with
+					// the sweep of non-final payments alone, which must
+					// repair these by reading objects.
+					e.sb.FailNext(sandbox.Fault{Path: "/v1/events", Method: "GET", Status: 500, Count: 1000})
+				}
+				res, err := e.gw.Reconcile(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sweepOnly && res.EventsError == "" {
+					t.Fatalf("the events list did not fail: %+v", res)
+				}
+				e.flush()
+				got := e.checkTruth(t, id)
+				if got.Status != tc.want {
+					t.Errorf("status %s, want %s", got.Status, tc.want)
+				}
+				e.checkMerchant(t)
+			})
+		}
 	}
 }
 
