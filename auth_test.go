@@ -1,6 +1,7 @@
 package paygate_test
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
@@ -28,8 +29,14 @@ func TestAuthEveryProtectedRoute(t *testing.T) {
 		}
 		if rt.Public {
 			public++
-			r := e.do(method, path, body, "Authorization", "")
-			if r.Status == 401 {
+			// Not e.do: the OpenAPI document and the docs page are not in the envelope.
+			req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+			r, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			if r.StatusCode == 401 {
 				t.Errorf("public route %s refused without a key", rt.Pattern)
 			}
 			continue
@@ -48,7 +55,7 @@ func TestAuthEveryProtectedRoute(t *testing.T) {
 			t.Errorf("%s refused the right key", rt.Pattern)
 		}
 	}
-	if protected < 12 || public != 5 {
+	if protected < 12 || public != 7 {
 		t.Fatalf("route table: %d protected, %d public", protected, public)
 	}
 	if logs := e.logs.String(); strings.Contains(logs, wrongKey) || strings.Contains(logs, testAPIKey) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/numedapp/paygate"
 	"github.com/numedapp/paygate/callback"
+	"github.com/numedapp/paygate/internal/apitest"
 )
 
 const callbackSecret = "whsec_c2VjcmV0LWtleS1mb3ItcGF5Z2F0ZS10ZXN0cy0xMjM0NTY="
@@ -37,6 +38,9 @@ func newMerchant(t *testing.T) *merchant {
 		defer m.mu.Unlock()
 		if wh.Verify(body, r.Header) == nil && callback.Verify(callbackSecret, r.Header, body) == nil {
 			m.verified++
+		}
+		if err := apitest.CheckSchema("CallbackPayload", body); err != nil {
+			t.Errorf("callback: %v\n%s", err, body)
 		}
 		m.bodies = append(m.bodies, body)
 		m.ids = append(m.ids, r.Header.Get("webhook-id"))
@@ -132,7 +136,8 @@ func TestCallbackFlowAndRetry(t *testing.T) {
 	if !h.Checks.Callback.Configured || h.Checks.Callback.QueueDepth != 2 {
 		t.Fatalf("health callback = %+v", h.Checks.Callback)
 	}
-	deliver(t, eng, 2)
+	deliver(t, eng, 1) // one payment's callbacks go out one at a time, in sequence
+	deliver(t, eng, 1)
 	if len(m.bodies) != 2 || m.verified != 2 {
 		t.Fatalf("merchant got %d callbacks (%d verified)", len(m.bodies), m.verified)
 	}

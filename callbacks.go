@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/numedapp/paygate/callback"
+	"github.com/numedapp/paygate/callback/verify"
 )
 
 // CallbackStatus is the state of a queued callback (defined in package
@@ -53,57 +54,32 @@ type callbackStore interface {
 
 // Callback actions and their messages (API.md §4).
 var callbackActions = map[HistoryType]struct{ action, message string }{
-	HistoryPaymentSucceeded:  {"payment_succeeded", "Payment succeeded"},
-	HistoryPaymentFailed:     {"payment_failed", "Payment failed"},
-	HistoryPaymentProcessing: {"payment_processing", "Payment processing"},
-	HistoryPaymentCanceled:   {"payment_canceled", "Payment canceled"},
-	HistoryCheckoutCompleted: {"checkout_completed", "Checkout session completed"},
-	HistoryCheckoutExpired:   {"checkout_expired", "Checkout session expired"},
-	HistoryRefundCreated:     {"refund_created", "Refund created"},
-	HistoryRefundUpdated:     {"refund_updated", "Refund updated"},
-	HistoryRefundFailed:      {"refund_updated", "Refund failed"},
-	HistoryDisputeCreated:    {"dispute_created", "Dispute created"},
-	HistoryDisputeUpdated:    {"dispute_updated", "Dispute updated"},
-	HistoryDisputeClosed:     {"dispute_closed", "Dispute closed"},
+	HistoryPaymentSucceeded:  {verify.ActionPaymentSucceeded, "Payment succeeded"},
+	HistoryPaymentFailed:     {verify.ActionPaymentFailed, "Payment failed"},
+	HistoryPaymentProcessing: {verify.ActionPaymentProcessing, "Payment processing"},
+	HistoryPaymentCanceled:   {verify.ActionPaymentCanceled, "Payment canceled"},
+	HistoryCheckoutCompleted: {verify.ActionCheckoutCompleted, "Checkout session completed"},
+	HistoryCheckoutExpired:   {verify.ActionCheckoutExpired, "Checkout session expired"},
+	HistoryRefundCreated:     {verify.ActionRefundCreated, "Refund created"},
+	HistoryRefundUpdated:     {verify.ActionRefundUpdated, "Refund updated"},
+	HistoryRefundFailed:      {verify.ActionRefundUpdated, "Refund failed"},
+	HistoryDisputeCreated:    {verify.ActionDisputeCreated, "Dispute created"},
+	HistoryDisputeUpdated:    {verify.ActionDisputeUpdated, "Dispute updated"},
+	HistoryDisputeClosed:     {verify.ActionDisputeClosed, "Dispute closed"},
 }
 
-// callbackPayload is the body sent to the merchant: the guide's shape plus
-// paymentId, sequence and timestamp.
-type callbackPayload struct {
-	EventID   string       `json:"eventId"`
-	EventType string       `json:"eventType"`
-	Action    string       `json:"action"`
-	Message   string       `json:"message"`
-	Data      callbackData `json:"data"`
-	PaymentID string       `json:"paymentId"`
-	Sequence  int64        `json:"sequence"`
-	Timestamp string       `json:"timestamp"`
-}
+// CallbackPayload is the body sent to the merchant (API.md §4). It is
+// defined in the merchant's standard-library-only package, so paygate and
+// its receivers share one definition.
+type CallbackPayload = verify.Payload
 
-// callbackData always has paymentId, paymentIntentId, amount, currency,
-// status and metadata; checkout events add sessionId, amountTotal and
-// paymentStatus; refund events add amountRefunded, refundId, refundStatus
-// and refundAmount; dispute events add disputeId, disputeAmount,
-// disputeReason and disputeStatus.
-type callbackData struct {
-	PaymentID       string            `json:"paymentId"`
-	SessionID       *string           `json:"sessionId,omitempty"`
-	PaymentIntentID string            `json:"paymentIntentId"`
-	Amount          int64             `json:"amount"`
-	AmountTotal     *int64            `json:"amountTotal,omitempty"`
-	AmountRefunded  *int64            `json:"amountRefunded,omitempty"`
-	Currency        string            `json:"currency"`
-	Status          Status            `json:"status"`
-	PaymentStatus   *string           `json:"paymentStatus,omitempty"`
-	RefundID        *string           `json:"refundId,omitempty"`
-	RefundStatus    *string           `json:"refundStatus,omitempty"`
-	RefundAmount    *int64            `json:"refundAmount,omitempty"`
-	DisputeID       *string           `json:"disputeId,omitempty"`
-	DisputeAmount   *int64            `json:"disputeAmount,omitempty"`
-	DisputeReason   *string           `json:"disputeReason,omitempty"`
-	DisputeStatus   *string           `json:"disputeStatus,omitempty"`
-	Metadata        map[string]string `json:"metadata"`
-}
+// CallbackData is a callback's data: the payment as the change left it.
+// It always has paymentId, paymentIntentId, amount, currency, status and
+// metadata; checkout events add sessionId, amountTotal and paymentStatus;
+// refund events add amountRefunded, refundId, refundStatus and
+// refundAmount; dispute events add disputeId, disputeAmount, disputeReason
+// and disputeStatus.
+type CallbackData = verify.Data
 
 var callbackIDPattern = regexp.MustCompile(`^cb_[0-9a-z]{1,64}$`)
 

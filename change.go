@@ -55,9 +55,9 @@ func (g *Gateway) queueCallbacks(p *Payment, e eventObject, hist []HistoryEntry,
 			continue
 		}
 		p.CallbackSeq++
-		d := callbackData{
+		d := CallbackData{
 			PaymentID: p.ID, PaymentIntentID: p.PaymentIntentID, Amount: p.Amount,
-			Currency: p.Currency, Status: h.ToStatus, Metadata: p.Metadata,
+			Currency: p.Currency, Status: string(h.ToStatus), Metadata: p.Metadata,
 		}
 		if d.Metadata == nil {
 			d.Metadata = map[string]string{}
@@ -87,7 +87,7 @@ func (g *Gateway) queueCallbacks(p *Payment, e eventObject, hist []HistoryEntry,
 			d.DisputeID, d.DisputeAmount, d.DisputeReason, d.DisputeStatus = hd.DisputeID, hd.DisputeAmount, hd.DisputeReason, hd.DisputeStatus
 		}
 		id := newID("cb")
-		body, _ := json.Marshal(callbackPayload{
+		body, _ := json.Marshal(CallbackPayload{
 			EventID: e.id, EventType: eventType, Action: act.action, Message: act.message, Data: d,
 			PaymentID: p.ID, Sequence: p.CallbackSeq, Timestamp: now.Format(time.RFC3339),
 		})

@@ -35,8 +35,9 @@
 // arrive in. When [Config.CallbackURL] is set, each change also queues a
 // callback to the merchant in that transaction; [Gateway.Run] delivers
 // them with package callback's engine (signed per Standard Webhooks,
-// retried for days, every attempt logged), which also exports
-// callback.Verify for the receiving side.
+// retried for days, every attempt logged). The receiving side verifies
+// them with package callback/verify, which needs only the standard
+// library; [CallbackPayload] is its Payload.
 //
 // [Gateway.Reconcile] catches up where webhooks were lost: it applies the
 // events of Stripe's Events API that were never stored (through the
@@ -63,6 +64,13 @@
 // [Config.SystemLogs] writes a system log row for every request, webhook,
 // payment action and error off the request path (Run writes them); [Config.Metrics] serves Prometheus metrics. Secrets are masked
 // in every log line, system log row and error message.
+//
+// # Documentation
+//
+// [OpenAPI] returns the API's OpenAPI 3.1 document, served at
+// GET /api/openapi.json; GET /docs serves the guide in Thai and English
+// with a test payment page, built from that document (off with
+// [Config.DisableDocs]).
 //
 // # Storage
 //

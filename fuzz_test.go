@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/numedapp/paygate"
+	"github.com/numedapp/paygate/internal/apitest"
 )
 
 // FuzzCreateBodies sends arbitrary bodies to every creating endpoint: none
@@ -69,5 +70,8 @@ func postNo5xx(t *testing.T, url, body string, hdr ...string) {
 	resp.Body.Close()
 	if resp.StatusCode >= 500 {
 		t.Fatalf("POST %s %q: %d %s", url, body, resp.StatusCode, raw)
+	}
+	if err := apitest.CheckResponse(req, resp.StatusCode, resp.Header, raw); err != nil {
+		t.Fatalf("POST %s %q: %v\n%s", url, body, err, raw)
 	}
 }

@@ -140,6 +140,9 @@ type Config struct {
 	Now func() time.Time
 	// Version is reported by the health endpoint. Default "dev".
 	Version string
+	// DisableDocs turns off the docs page (GET /docs: the guide and the
+	// test payment page). GET /api/openapi.json is always served.
+	DisableDocs bool
 
 	// backend replaces the Stripe backend (tests record calls with it).
 	backend stripe.Backend

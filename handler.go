@@ -34,7 +34,7 @@ type Route struct {
 
 // Routes returns the API's route table: every route Handler serves.
 func (g *Gateway) Routes() []Route {
-	return []Route{
+	routes := []Route{
 		{Pattern: "GET /api/health", Public: true, handler: g.handleHealth},
 		{Pattern: "GET /api/health/live", Public: true, handler: g.handleLive},
 		{Pattern: "GET /api/health/ready", Public: true, handler: g.handleReady},
@@ -55,7 +55,12 @@ func (g *Gateway) Routes() []Route {
 		{Pattern: "GET /api/webhooks/callbacks", handler: g.handleListCallbacks},
 		{Pattern: "POST /api/webhooks/callbacks/{id}/retry", handler: g.handleRetryCallback},
 		{Pattern: "GET /api/logs/logs", handler: g.handleLogs},
+		{Pattern: "GET /api/openapi.json", Public: true, handler: g.handleOpenAPI},
 	}
+	if !g.cfg.DisableDocs {
+		routes = append(routes, Route{Pattern: "GET /docs", Public: true, handler: g.handleDocs})
+	}
+	return routes
 }
 
 // Handler returns the HTTP API of API.md: every route of Routes, with the

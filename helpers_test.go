@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/numedapp/paygate"
+	"github.com/numedapp/paygate/internal/apitest"
 	"github.com/numedapp/paygate/internal/testenv"
 	"github.com/numedapp/paygate/internal/testsrv"
 	"github.com/numedapp/paygate/store"
@@ -182,6 +183,14 @@ func (e *env) do(method, path, body string, hdr ...string) *response {
 	}
 	if out.OK != (resp.StatusCode < 400) {
 		e.t.Fatalf("%s %s: envelope status %v with HTTP %d", method, path, out.OK, resp.StatusCode)
+	}
+	if err := apitest.CheckResponse(req, resp.StatusCode, resp.Header, raw); err != nil {
+		e.t.Errorf("%v\n%s", err, raw)
+	}
+	if resp.StatusCode < 300 {
+		if err := apitest.CheckRequest(req, []byte(body)); err != nil {
+			e.t.Errorf("%v\nbody: %s", err, body)
+		}
 	}
 	return out
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,30 +21,30 @@ import (
 // tests read the outbox, they do not deliver).
 func withCallbacks(c *paygate.Config) { c.CallbackURL = "http://127.0.0.1:9/hooks" }
 
-// callbacksOf returns every callback queued for a payment, in sequence
-// order. (It claims them with a clock that moves past every earlier lease,
-// so each call sees them all.)
+// callbacksOf returns every callback queued for a payment, in sequence order.
 func (e *env) callbacksOf(paymentID string) []paygate.Callback {
 	e.t.Helper()
-	now := time.Now().Add(24 * time.Hour * time.Duration(365+claimClock.Add(1)))
-	cbs, err := e.store.ClaimCallbacks(context.Background(), 10000, time.Hour, now)
+	rows, err := e.pool.Query(context.Background(), `SELECT id, action, sequence, payload FROM paygate_callbacks WHERE payment_id = $1 ORDER BY sequence`, paymentID)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	defer rows.Close()
 	var out []paygate.Callback
-	for _, c := range cbs {
-		if c.PaymentID == paymentID {
-			out = append(out, c)
+	for rows.Next() {
+		var c paygate.Callback
+		if err := rows.Scan(&c.ID, &c.Action, &c.Sequence, &c.Payload); err != nil {
+			e.t.Fatal(err)
 		}
+		c.PaymentID = paymentID
+		out = append(out, c)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Sequence < out[j].Sequence })
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
 	return out
 }
 
-var (
-	claimClock atomic.Int64
-	seenSeq    sync.Map // payment id → last sequence newActions returned
-)
+var seenSeq sync.Map // payment id → last sequence newActions returned
 
 // newActions returns the actions of the callbacks queued for a payment
 // since the last call.
@@ -478,5 +476,33 @@ func TestMoney02ReconcileFindsTheLaterAttempt(t *testing.T) {
 	}
 	if got := e.payment(p.ID); got.Status != paygate.StatusSucceeded || got.PaymentIntentID != "pi_b"+sfx || got.CheckoutSessionID != "cs_b"+sfx {
 		t.Fatalf("after reconcile: %+v", got.Payment)
+	}
+}
+
+// A list counts its total exactly up to paygate.ExactTotalLimit; beyond, it
+// says the total is an estimate (and the response still matches the
+// OpenAPI document, as every response in the suite does).
+func TestListTotalEstimatedBeyondExactLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	if _, err := e.pool.Exec(context.Background(), `INSERT INTO paygate_payments (id, method, status, amount, currency, created_at, updated_at)
+		SELECT 'pay_many' || g, 'intent', 'pending', 100, 'usd', now(), now() FROM generate_series(1, $1) g`, paygate.ExactTotalLimit+50); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(context.Background(), `ANALYZE paygate_payments`); err != nil {
+		t.Fatal(err)
+	}
+	var page struct {
+		Total          int  `json:"total"`
+		TotalEstimated bool `json:"totalEstimated"`
+	}
+	e.do("GET", "/api/payments?limit=5", "").must(t, 200, &page)
+	if !page.TotalEstimated || page.Total <= paygate.ExactTotalLimit {
+		t.Fatalf("page = %+v", page)
+	}
+	var exact map[string]any
+	e.do("GET", "/api/payments?status=succeeded", "").must(t, 200, &exact)
+	if _, ok := exact["totalEstimated"]; ok || exact["total"] != float64(0) {
+		t.Fatalf("an exact count under the limit: %+v", exact)
 	}
 }

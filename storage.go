@@ -100,7 +100,7 @@ type Page[T any] struct {
 }
 
 // ExactTotalLimit is how far a list's Total is counted exactly.
-const ExactTotalLimit = 10_000
+const ExactTotalLimit = 1_000
 
 // PaymentFilter selects payments for ListPayments. Zero fields match all.
 type PaymentFilter struct {

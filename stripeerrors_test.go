@@ -73,7 +73,8 @@ func newFakeEnvWith(t *testing.T, key string, opts ...envOpt) (*env, *fakeStripe
 	fake := &fakeStripe{}
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
-	st := store.New(testenv.NewPool(t))
+	pool := testenv.NewPool(t)
+	st := store.New(pool)
 	logs := &testenv.LockedBuffer{}
 	cfg := paygate.Config{Store: st, StripeSecretKey: key, StripeAPIBase: srv.URL, StripeMaxNetworkRetries: -1, InsecureNoAuth: true,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil))}
@@ -86,7 +87,7 @@ func newFakeEnvWith(t *testing.T, key string, opts ...envOpt) (*env, *fakeStripe
 	}
 	api := httptest.NewServer(gw.Handler())
 	t.Cleanup(api.Close)
-	return &env{t: t, gw: gw, store: st, rec: &recorder{}, srv: api, logs: logs}, fake, srv
+	return &env{t: t, gw: gw, store: st, pool: pool, rec: &recorder{}, srv: api, logs: logs}, fake, srv
 }
 
 func stripeErr(typ, code, param, msg string) string {

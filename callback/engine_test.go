@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
@@ -52,6 +55,7 @@ type receiver struct {
 	badSigs    int
 	timestamps []string
 	answer     func(n int, w http.ResponseWriter)
+	onBody     func(webhookID string) // told of every request, in arrival order
 	calls      atomic.Int64
 }
 
@@ -74,6 +78,9 @@ func newReceiver(t testing.TB, answer func(n int, w http.ResponseWriter)) *recei
 		rc.timestamps = append(rc.timestamps, r.Header.Get("webhook-timestamp"))
 		rc.bodies = append(rc.bodies, string(body))
 		rc.mu.Unlock()
+		if rc.onBody != nil {
+			rc.onBody(r.Header.Get("webhook-id"))
+		}
 		if rc.answer != nil {
 			rc.answer(n, w)
 		}
@@ -96,24 +103,53 @@ func newFixture(t testing.TB) *fixture {
 	return &fixture{t: t, pool: pool, store: store.New(pool), clock: newClock()}
 }
 
-// seed queues n callbacks to url, due now, and returns their ids.
+// seed queues n callbacks to url, due now, each for a payment of its own
+// (callbacks of one payment go out one at a time, in sequence: seedOne),
+// and returns their ids.
 func (f *fixture) seed(url string, n int) []string {
+	f.t.Helper()
+	ctx := context.Background()
+	now := f.clock.Now()
+	run := fmt.Sprint(rand.Int64())
+	if _, err := f.pool.Exec(ctx, `INSERT INTO paygate_payments (id, method, status, amount, currency, created_at, updated_at)
+		SELECT 'pay_seed' || $1 || 'p' || g, 'intent', 'succeeded', 1000, 'usd', $2, $2 FROM generate_series(1, $3) g`, run, now, n); err != nil {
+		f.t.Fatal(err)
+	}
+	rows, err := f.pool.Query(ctx, `INSERT INTO paygate_callbacks (id, payment_id, webhook_event_id, sequence, event_type, action, url,
+			payload, status, next_attempt_at, created_at, updated_at)
+		SELECT 'cb_seed' || $1 || 'x' || g, 'pay_seed' || $1 || 'p' || g, 'evt_seed' || g, 1, 'payment_intent.succeeded', 'payment_succeeded', $2,
+			json_build_object('n', g), 'pending', $3, $3, $3
+		FROM generate_series(1, $4) g ORDER BY g RETURNING id`, run, url, now, n)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return f.ids(rows, n)
+}
+
+// seedOne queues n callbacks of one payment (sequences 1…n), due now.
+func (f *fixture) seedOne(url string, n int) []string {
 	f.t.Helper()
 	ctx := context.Background()
 	now := f.clock.Now()
 	var pid string
 	if err := f.pool.QueryRow(ctx, `INSERT INTO paygate_payments (id, method, status, amount, currency, created_at, updated_at)
-		VALUES ('pay_seed' || (random() * 1e9)::bigint, 'intent', 'succeeded', 1000, 'usd', $1, $1) RETURNING id`, now).Scan(&pid); err != nil {
+		VALUES ('pay_one' || (random() * 1e9)::bigint, 'intent', 'succeeded', 1000, 'usd', $1, $1) RETURNING id`, now).Scan(&pid); err != nil {
 		f.t.Fatal(err)
 	}
 	rows, err := f.pool.Query(ctx, `INSERT INTO paygate_callbacks (id, payment_id, webhook_event_id, sequence, event_type, action, url,
 			payload, status, next_attempt_at, created_at, updated_at)
 		SELECT 'cb_' || substr($1, 5) || 'x' || g, $1, 'evt_seed' || g, g, 'payment_intent.succeeded', 'payment_succeeded', $2,
 			json_build_object('n', g), 'pending', $3, $3, $3
-		FROM generate_series(1, $4) g RETURNING id`, pid, url, now, n)
+		FROM generate_series(1, $4) g ORDER BY g RETURNING id`, pid, url, now, n)
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	return f.ids(rows, n)
+}
+
+func (f *fixture) ids(rows pgx.Rows, n int) []string {
+	f.t.Helper()
+	defer rows.Close()
 	var ids []string
 	for rows.Next() {
 		var id string
@@ -576,4 +612,37 @@ func TestMerchantDownThreeDays(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d attempts during the outage, %d in all for %d callbacks", during, rc.calls.Load(), len(ids))
+}
+
+// Callbacks of one payment go out one at a time, in sequence: a receiver
+// that drops a callback whose sequence is not above the last it applied
+// never drops one it has not seen. A later callback waits while an earlier
+// one is retried.
+func TestOnePaymentsCallbacksInSequence(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var fail atomic.Bool
+	fail.Store(true)
+	var order []string
+	var mu sync.Mutex
+	rc := newReceiver(t, func(_ int, w http.ResponseWriter) {
+		if fail.Load() {
+			w.WriteHeader(503)
+		}
+	})
+	rc.onBody = func(id string) { mu.Lock(); order = append(order, id); mu.Unlock() }
+	ids := f.seedOne(rc.URL, 3)
+	e := f.engine()
+	step(t, e, 1) // only the first: it fails
+	f.clock.Advance(time.Minute)
+	fail.Store(false)
+	step(t, e, 1) // the first again, now delivered
+	step(t, e, 1)
+	step(t, e, 1)
+	step(t, e, 0)
+	mu.Lock()
+	defer mu.Unlock()
+	if diff := cmp.Diff([]string{ids[0], ids[0], ids[1], ids[2]}, order); diff != "" {
+		t.Fatalf("delivery order (-want +got):\n%s", diff)
+	}
 }

@@ -5,64 +5,51 @@
 // attempt logged. paygate.Gateway.Run runs an [Engine]; run one yourself
 // only to deliver outside a Gateway.
 //
-// Merchants verify callbacks with [Verify] (Go) or any Standard Webhooks
-// library (https://www.standardwebhooks.com). The package imports only the
-// standard library.
+// Merchants verify callbacks with the package
+// [github.com/numedapp/paygate/callback/verify] (Go; Verify, Parse, Payload)
+// or any Standard Webhooks library (https://www.standardwebhooks.com). This
+// package imports only the standard library and callback/verify (which
+// imports only the standard library).
 package callback
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/numedapp/paygate/callback/verify"
 )
 
 // The Standard Webhooks headers.
 const (
-	HeaderID        = "webhook-id"
-	HeaderTimestamp = "webhook-timestamp"
-	HeaderSignature = "webhook-signature"
+	HeaderID        = verify.HeaderID
+	HeaderTimestamp = verify.HeaderTimestamp
+	HeaderSignature = verify.HeaderSignature
 )
-
-// secretPrefix starts every Standard Webhooks secret; the rest is base64.
-const secretPrefix = "whsec_"
 
 // MinSecretBytes is the shortest signing key accepted (the specification
 // recommends 24 to 64 bytes).
-const MinSecretBytes = 24
+const MinSecretBytes = verify.MinSecretBytes
 
 // DefaultTolerance is how far a callback's timestamp may be from the
 // receiver's clock, in either direction, for Verify.
-const DefaultTolerance = 5 * time.Minute
+const DefaultTolerance = verify.DefaultTolerance
 
-// Errors returned by Verify and ParseSecret.
+// Errors returned by Verify and ParseSecret: the verify package's, so that
+// errors.Is works across both.
 var (
-	ErrBadSecret        = errors.New("callback: secret must be whsec_ followed by base64 of at least 24 bytes")
-	ErrMissingHeaders   = errors.New("callback: webhook-id, webhook-timestamp and webhook-signature headers are required")
-	ErrBadTimestamp     = errors.New("callback: webhook-timestamp is not a Unix time")
-	ErrTimestampTooOld  = errors.New("callback: webhook-timestamp is too old")
-	ErrTimestampFuture  = errors.New("callback: webhook-timestamp is too far in the future")
-	ErrNoMatchSignature = errors.New("callback: no signature matches")
+	ErrBadSecret        = verify.ErrBadSecret
+	ErrMissingHeaders   = verify.ErrMissingHeaders
+	ErrBadTimestamp     = verify.ErrBadTimestamp
+	ErrTimestampTooOld  = verify.ErrTimestampTooOld
+	ErrTimestampFuture  = verify.ErrTimestampFuture
+	ErrNoMatchSignature = verify.ErrNoMatchSignature
 )
 
 // ParseSecret decodes a "whsec_<base64>" secret into its key. It returns
 // ErrBadSecret for an empty, malformed or short secret.
-func ParseSecret(secret string) ([]byte, error) {
-	b64, ok := strings.CutPrefix(secret, secretPrefix)
-	if !ok || b64 == "" {
-		return nil, ErrBadSecret
-	}
-	key, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil || len(key) < MinSecretBytes {
-		return nil, ErrBadSecret
-	}
-	return key, nil
-}
+func ParseSecret(secret string) ([]byte, error) { return verify.ParseSecret(secret) }
 
 // Signer signs callbacks with one or more secrets (several during a
 // rotation: the receiver accepts any).
@@ -92,7 +79,7 @@ func NewSigner(secrets ...string) (*Signer, error) {
 func (s *Signer) Sign(id string, ts time.Time, body []byte) string {
 	parts := make([]string, len(s.keys))
 	for i, k := range s.keys {
-		parts[i] = "v1," + base64.StdEncoding.EncodeToString(mac(k, id, ts.Unix(), body))
+		parts[i] = verify.Signature(k, id, ts, body)
 	}
 	return strings.Join(parts, " ")
 }
@@ -104,57 +91,20 @@ func (s *Signer) Headers(h http.Header, id string, ts time.Time, body []byte) {
 	h.Set(HeaderSignature, s.Sign(id, ts, body))
 }
 
-func mac(key []byte, id string, ts int64, body []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	fmt.Fprintf(m, "%s.%d.", id, ts)
-	m.Write(body)
-	return m.Sum(nil)
-}
-
-// Verify checks a callback the way a merchant's Go code should: the raw body
-// as received, the request's headers, and the secret (whsec_…) it shares
-// with paygate. The timestamp must be within DefaultTolerance of now. It
-// returns nil when one of the v1 signatures matches.
-//
-//	body, _ := io.ReadAll(r.Body)
-//	if err := callback.Verify(secret, r.Header, body); err != nil {
-//		http.Error(w, "bad signature", http.StatusBadRequest)
-//		return
-//	}
+// Verify checks a callback the way a merchant's Go code should; it is
+// [verify.Verify], which merchants should import instead: that package
+// depends on the standard library only.
 func Verify(secret string, h http.Header, body []byte) error {
-	return VerifyAt(secret, h, body, time.Now(), DefaultTolerance)
+	return verify.Verify(secret, h, body)
 }
 
-// VerifyAt is Verify with an explicit clock and tolerance.
+// VerifyAt is Verify with an explicit clock and tolerance ([verify.VerifyAt]).
 func VerifyAt(secret string, h http.Header, body []byte, now time.Time, tolerance time.Duration) error {
-	key, err := ParseSecret(secret)
-	if err != nil {
-		return err
-	}
-	id, tsText, sigs := h.Get(HeaderID), h.Get(HeaderTimestamp), h.Get(HeaderSignature)
-	if id == "" || tsText == "" || sigs == "" {
-		return ErrMissingHeaders
-	}
-	ts, err := strconv.ParseInt(tsText, 10, 64)
-	if err != nil {
-		return ErrBadTimestamp
-	}
-	switch d := now.Sub(time.Unix(ts, 0)); {
-	case d > tolerance:
-		return ErrTimestampTooOld
-	case d < -tolerance:
-		return ErrTimestampFuture
-	}
-	want := mac(key, id, ts, body)
-	for _, sig := range strings.Fields(sigs) {
-		version, b64, ok := strings.Cut(sig, ",")
-		if !ok || version != "v1" {
-			continue
-		}
-		got, err := base64.StdEncoding.DecodeString(b64)
-		if err == nil && hmac.Equal(got, want) {
-			return nil
-		}
-	}
-	return ErrNoMatchSignature
+	return verify.VerifyAt(secret, h, body, now, tolerance)
 }
+
+// Payload is a callback's body ([verify.Payload]).
+type Payload = verify.Payload
+
+// Data is a callback's data ([verify.Data]).
+type Data = verify.Data

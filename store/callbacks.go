@@ -48,8 +48,10 @@ func (s *Store) ClaimCallbacks(ctx context.Context, limit int, lease time.Durati
 	token := hex.EncodeToString(b[:])
 	rows, err := s.pool.Query(ctx, `UPDATE paygate_callbacks c SET lease_token = $1, lease_expires_at = $2,
 			attempts = c.attempts + 1, updated_at = $3
-		FROM (SELECT id FROM paygate_callbacks
+		FROM (SELECT id FROM paygate_callbacks p
 			WHERE status = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at <= $3)
+				AND NOT EXISTS (SELECT 1 FROM paygate_callbacks e
+					WHERE e.payment_id = p.payment_id AND e.sequence < p.sequence AND e.status = 'pending')
 			ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) due
 		WHERE c.id = due.id
 		RETURNING c.id, c.payment_id, c.webhook_event_id, c.sequence, c.event_type, c.action, c.url, c.payload, c.status,

@@ -17,6 +17,7 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/numedapp/paygate/callback"
+	"github.com/numedapp/paygate/internal/apitest"
 	"github.com/numedapp/paygate/internal/testenv"
 	"github.com/numedapp/paygate/internal/testsrv"
 )
@@ -82,6 +83,14 @@ func TestRunEndToEnd(t *testing.T) {
 			Data map[string]any `json:"data"`
 		}
 		raw, _ := io.ReadAll(resp.Body)
+		if err := apitest.CheckResponse(req, resp.StatusCode, resp.Header, raw); err != nil {
+			t.Error(err)
+		}
+		if resp.StatusCode < 300 {
+			if err := apitest.CheckRequest(req, []byte(body)); err != nil {
+				t.Error(err)
+			}
+		}
 		if resp.StatusCode != wantStatus {
 			t.Fatalf("%s %s: %d, want %d: %s", method, path, resp.StatusCode, wantStatus, raw)
 		}
@@ -128,6 +137,9 @@ func TestRunEndToEnd(t *testing.T) {
 	case body := <-callbacks:
 		if !strings.Contains(body, `"action":"checkout_completed"`) || !strings.Contains(body, id) {
 			t.Fatalf("callback body %s", body)
+		}
+		if err := apitest.CheckSchema("CallbackPayload", []byte(body)); err != nil {
+			t.Errorf("callback: %v", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no callback reached the merchant")
