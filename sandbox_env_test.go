@@ -279,6 +279,22 @@ func (m *sbMerchant) of(paymentID string) (cbs []sbCallback, dupIDs []string) {
 	return cbs, dupIDs
 }
 
+// arrival lists the sequence numbers of a payment's callbacks in the
+// order they first arrived.
+func (m *sbMerchant) arrival(paymentID string) []int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := map[string]bool{}
+	var out []int64
+	for _, c := range m.received {
+		if c.PaymentID == paymentID && !seen[c.WebhookID] {
+			seen[c.WebhookID] = true
+			out = append(out, c.Sequence)
+		}
+	}
+	return out
+}
+
 // historyActions maps a history type to the callback action it queues.
 var historyActions = map[paygate.HistoryType]string{
 	paygate.HistoryPaymentSucceeded:  "payment_succeeded",
@@ -326,6 +342,11 @@ func (e *sbEnv) checkCallbacks(t testing.TB, p *paygate.PaymentWithHistory) {
 		}
 	}
 	cbs, dups := e.m.of(p.ID)
+	// They arrived in sequence order too: the engine sends a payment's
+	// callbacks one at a time, in sequence.
+	if arrived := e.m.arrival(p.ID); !slices.IsSorted(arrived) {
+		t.Errorf("payment %s: callbacks arrived in the order %v, not by sequence", p.ID, arrived)
+	}
 	var got []cbStep
 	for _, c := range cbs {
 		got = append(got, cbStep{Seq: c.Sequence, Action: c.Action, EventID: c.EventID, Status: c.Data.Status})
