@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"slices"
 	"time"
 
@@ -227,7 +228,7 @@ func (g *Gateway) reconcilePayment(ctx context.Context, api *client.API, id stri
 	if err != nil {
 		return false, err
 	}
-	typ, obj, err := g.stripeView(ctx, api, p)
+	events, err := g.stripeView(ctx, api, p)
 	if err != nil {
 		return false, err
 	}
@@ -237,7 +238,7 @@ func (g *Gateway) reconcilePayment(ctx context.Context, api *client.API, id stri
 			return false, err
 		}
 	}
-	if typ == "" && refunds == nil {
+	if len(events) == 0 && refunds == nil {
 		return false, nil
 	}
 	now := g.now()
@@ -245,8 +246,8 @@ func (g *Gateway) reconcilePayment(ctx context.Context, api *client.API, id stri
 	_, err = g.store.UpdatePayment(ctx, id, func(p *Payment) ([]HistoryEntry, error) {
 		changed = false
 		var hist []HistoryEntry
-		if typ != "" {
-			hist = append(hist, g.change(p, eventObject{typ: typ, obj: obj}, SourceReconcile, now)...)
+		for _, e := range events {
+			hist = append(hist, g.change(p, e, SourceReconcile, now)...)
 		}
 		if refunds != nil {
 			h := settleRefunds(p, refunds, now.Add(-refundSettleAfter), now)
@@ -266,12 +267,15 @@ func (g *Gateway) reconcilePayment(ctx context.Context, api *client.API, id stri
 	return changed, err
 }
 
-// stripeView asks Stripe for the object behind p and returns it as the
-// event that would have reported its state ("" when there is nothing to
-// apply).
-func (g *Gateway) stripeView(ctx context.Context, api *client.API, p *Payment) (string, *stripeObject, error) {
+// stripeView asks Stripe for the objects behind p and returns them as the
+// events that would have reported their state (none when there is nothing
+// to apply). A Checkout Session (of a checkout payment, or the completed
+// one of a payment link) is read with its PaymentIntent: the session tells
+// whether it completed or expired, the PaymentIntent which charge paid or
+// failed.
+func (g *Gateway) stripeView(ctx context.Context, api *client.API, p *Payment) ([]eventObject, error) {
 	if p.Status != StatusPending && p.Status != StatusProcessing && p.Status != StatusFailed {
-		return "", nil, nil // final; only its refunds may need settling
+		return nil, nil // final; only its refunds may need settling
 	}
 	switch {
 	case p.Method == MethodLink && p.PaymentLinkID != "":
@@ -284,40 +288,82 @@ func (g *Gateway) stripeView(ctx context.Context, api *client.API, p *Payment) (
 		for it.Next() {
 			s := it.CheckoutSession()
 			if s.PaymentStatus != stripe.CheckoutSessionPaymentStatusUnpaid {
-				return sessionView(s)
+				return g.sessionEvents(ctx, api, s)
 			}
 			if unpaid == nil {
 				unpaid = s // a delayed method, processing
 			}
 		}
 		if err := it.Err(); err != nil {
-			return "", nil, g.stripeError(ctx, err)
+			return nil, g.stripeError(ctx, err)
 		}
 		if unpaid != nil {
-			return sessionView(unpaid)
+			return g.sessionEvents(ctx, api, unpaid)
 		}
+	case p.Method == MethodCheckout && p.CheckoutSessionID != "":
+		params := &stripe.CheckoutSessionParams{}
+		params.Context = ctx
+		s, err := api.CheckoutSessions.Get(p.CheckoutSessionID, params)
+		if err != nil {
+			return nil, g.stripeError(ctx, err)
+		}
+		return g.sessionEvents(ctx, api, s)
 	case p.PaymentIntentID != "":
 		params := &stripe.PaymentIntentParams{}
 		params.Context = ctx
 		pi, err := api.PaymentIntents.Get(p.PaymentIntentID, params)
 		if err != nil {
-			return "", nil, g.stripeError(ctx, err)
+			return nil, g.stripeError(ctx, err)
 		}
-		e, ok := intentEvent(pi)
-		if !ok {
-			return "", nil, nil
+		if e, ok := intentEvent(pi); ok {
+			return []eventObject{e}, nil
 		}
-		return e.typ, e.obj, nil
 	case p.CheckoutSessionID != "":
 		params := &stripe.CheckoutSessionParams{}
 		params.Context = ctx
 		s, err := api.CheckoutSessions.Get(p.CheckoutSessionID, params)
 		if err != nil {
-			return "", nil, g.stripeError(ctx, err)
+			return nil, g.stripeError(ctx, err)
 		}
-		return sessionView(s)
+		return g.sessionEvents(ctx, api, s)
 	}
-	return "", nil, nil
+	return nil, nil
+}
+
+// sessionEvents reads a Checkout Session's PaymentIntent and returns the
+// events that report both.
+func (g *Gateway) sessionEvents(ctx context.Context, api *client.API, s *stripe.CheckoutSession) ([]eventObject, error) {
+	var out []eventObject
+	typ, o, _ := sessionView(s)
+	if typ != "" {
+		out = append(out, eventObject{typ: typ, obj: o})
+	}
+	if s.PaymentIntent == nil || s.PaymentIntent.ID == "" {
+		return out, nil
+	}
+	params := &stripe.PaymentIntentParams{}
+	params.Context = ctx
+	pi, err := api.PaymentIntents.Get(s.PaymentIntent.ID, params)
+	var se *stripe.Error
+	if errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound {
+		return out, nil // nothing more to learn than the session says
+	}
+	if err != nil {
+		return nil, g.stripeError(ctx, err)
+	}
+	if e, ok := intentEvent(pi); ok {
+		out = append(out, e)
+	}
+	if s.Status == stripe.CheckoutSessionStatusComplete && s.PaymentStatus == stripe.CheckoutSessionPaymentStatusUnpaid &&
+		pi.Status == stripe.PaymentIntentStatusRequiresPaymentMethod && pi.LastPaymentError != nil {
+		// A session completes once; when its delayed payment fails Stripe
+		// leaves it complete and unpaid and puts its PaymentIntent back to
+		// requires_payment_method: what checkout.session.async_payment_failed
+		// reported. (From the webhooks alone a failed charge of an unpaid
+		// session may be a card declined before the bank debit.)
+		out = append(out, eventObject{typ: "checkout.session.async_payment_failed", obj: o})
+	}
+	return out, nil
 }
 
 // sessionView turns a Checkout Session into the event that reports it.

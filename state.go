@@ -243,7 +243,9 @@ func (p *Payment) derive() {
 		if a.PaymentIntentID != "" {
 			p.PaymentIntentID = a.PaymentIntentID
 		}
-		if c := a.chargeID(); c != "" {
+		if c := a.chargeID(); c != "" || a.PaymentIntentID != "" {
+			// The owner's charge, "" until it is known: never the
+			// charge of another attempt's PaymentIntent.
 			p.ChargeID = c
 		}
 		if a.CheckoutSessionID != "" && (p.Method == MethodLink || p.CheckoutSessionID == "") {
@@ -465,6 +467,10 @@ func applyEvent(p *Payment, e eventObject, source string, now time.Time) []Histo
 		case "payment_intent.canceled":
 			if !a.Canceled {
 				a.Canceled, changed = true, true
+			}
+			if charge != "" {
+				// A canceled PaymentIntent's charge did not pay.
+				set(a.setCharge(charge, ChargeFailed))
 			}
 		}
 
