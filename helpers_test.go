@@ -22,6 +22,7 @@ import (
 	"github.com/numedapp/paygate/internal/apitest"
 	"github.com/numedapp/paygate/internal/testenv"
 	"github.com/numedapp/paygate/internal/testsrv"
+	"github.com/numedapp/paygate/paygatetest"
 	"github.com/numedapp/paygate/store"
 )
 
@@ -31,7 +32,11 @@ const (
 	testAPIKey2 = "second-api-key-0123456789"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) {
+	code := testenv.Main(m)
+	paygatetest.StopPostgres() // the runnable examples' cluster
+	os.Exit(code)
+}
 
 // stripeCall is one recorded Stripe API call, as form-encoded on the wire.
 type stripeCall struct {
