@@ -22,7 +22,6 @@ import (
 	"github.com/numedapp/paygate/internal/apitest"
 	"github.com/numedapp/paygate/internal/testenv"
 	"github.com/numedapp/paygate/internal/testsrv"
-	"github.com/numedapp/paygate/paygatetest"
 	"github.com/numedapp/paygate/store"
 )
 
@@ -32,11 +31,7 @@ const (
 	testAPIKey2 = "second-api-key-0123456789"
 )
 
-func TestMain(m *testing.M) {
-	code := testenv.Main(m)
-	paygatetest.StopPostgres() // the runnable examples' cluster
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // stripeCall is one recorded Stripe API call, as form-encoded on the wire.
 type stripeCall struct {

@@ -4,23 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/numedapp/paygate"
 	"github.com/numedapp/paygate/internal/testenv"
-	"github.com/numedapp/paygate/internal/testsrv"
 	"github.com/numedapp/paygate/store"
 )
-
-var cluster struct {
-	sync.Mutex
-	pg  *testsrv.Postgres
-	url string
-	err error
-}
 
 // Main runs a package's tests and then stops the PostgreSQL cluster
 // [PostgresStore] started, if any. Use it in TestMain:
@@ -35,34 +25,18 @@ func Main(m interface{ Run() int }) int {
 	return code
 }
 
-// StopPostgres stops the cluster PostgresStore started, if any (Main calls
-// it). A later PostgresStore starts a new one.
-func StopPostgres() {
-	cluster.Lock()
-	defer cluster.Unlock()
-	if cluster.pg != nil {
-		cluster.pg.Stop()
-	}
-	cluster.pg, cluster.url, cluster.err = nil, "", nil
-}
+// StopPostgres stops the cluster PostgresStore started, if any, with the
+// other servers of paygate's test harness (Main calls it). A later
+// PostgresStore starts a new one.
+func StopPostgres() { testenv.Stop() }
 
 func databaseURL(t TB) string {
 	t.Helper()
-	if u := os.Getenv("PAYGATE_TEST_DATABASE_URL"); u != "" {
-		return u
+	u, err := testenv.SharedDatabaseURL()
+	if err != nil {
+		t.Fatalf("paygatetest: PostgreSQL is required (install the PostgreSQL server binaries, set PAYGATE_PG_BIN, or set PAYGATE_TEST_DATABASE_URL): %v", err)
 	}
-	cluster.Lock()
-	defer cluster.Unlock()
-	if cluster.pg == nil && cluster.err == nil {
-		cluster.pg, cluster.err = testsrv.StartPostgres(context.Background())
-		if cluster.err == nil {
-			cluster.url = cluster.pg.URL
-		}
-	}
-	if cluster.err != nil {
-		t.Fatalf("paygatetest: PostgreSQL is required (install the PostgreSQL server binaries, set PAYGATE_PG_BIN, or set PAYGATE_TEST_DATABASE_URL): %v", cluster.err)
-	}
-	return cluster.url
+	return u
 }
 
 // PostgresStore is the default StoreFunc: store.New on a fresh, migrated

@@ -13,6 +13,9 @@ type TB interface {
 	Errorf(format string, args ...any)
 	Fatalf(format string, args ...any)
 	Cleanup(func())
+	// TempDir returns a directory removed when the test ends (a file
+	// store's home).
+	TempDir() string
 }
 
 // Standalone returns a TB for code that has no *testing.T — an Example
@@ -39,6 +42,15 @@ func (s *standalone) Fatalf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
 	s.stop()
 	os.Exit(1)
+}
+
+func (s *standalone) TempDir() string {
+	dir, err := os.MkdirTemp("", "paygatetest-")
+	if err != nil {
+		s.Fatalf("paygatetest: %v", err)
+	}
+	s.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
 }
 
 func (s *standalone) Cleanup(f func()) {
