@@ -149,8 +149,9 @@ func TestReadmeGoBlocksCompile(t *testing.T) {
 }
 
 var (
-	runMarker   = regexp.MustCompile(`^run: (.+)$`)
-	testFuncDef = regexp.MustCompile(`(?m)^func (Test\w+)\(`)
+	runMarker     = regexp.MustCompile(`^run: (.+)$`)
+	parenthetical = regexp.MustCompile(`\([^)]*\)`)
+	testFuncDef   = regexp.MustCompile(`(?m)^func (Test\w+)\(`)
 )
 
 // Every shell block of the README is run by a named test or by .ci/run,
@@ -194,8 +195,9 @@ func TestReadmeShellBlocksAreRun(t *testing.T) {
 			t.Errorf("README.md:%d: a shell block without <!-- run: TestName --> or <!-- not run: why --> on the line before it", b.Line)
 			continue
 		}
-		for _, who := range strings.Split(m[1], ",") {
-			who = strings.Fields(who + " ")[0] // a name, then what it runs in parentheses
+		// Names, each perhaps followed by what it runs in parentheses.
+		for _, who := range strings.Split(parenthetical.ReplaceAllString(m[1], ""), ",") {
+			who = strings.TrimSpace(who)
 			switch {
 			case who == ".ci/run":
 				if _, err := os.Stat(".ci/run"); err != nil {
