@@ -72,6 +72,15 @@
 // with a test payment page, built from that document (off with
 // [Config.DisableDocs]).
 //
+// # Testing
+//
+// Package paygatetest gives a test of code that embeds paygate a running
+// Gateway on a throwaway store, talking to package sandbox (a stateful
+// stand-in for Stripe, in-process) whose webhooks reach it, with helpers
+// to pay, fail, refund and dispute payments and to wait for the signed
+// callbacks; package sandbox alone points any program at a Stripe that
+// needs no account.
+//
 // # Storage
 //
 // The Gateway needs a [Store]; package store implements it on PostgreSQL

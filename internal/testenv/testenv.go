@@ -38,6 +38,13 @@ var (
 // in TestMain: os.Exit(testsrv.Main(m)).
 func Main(m *testing.M) int {
 	code := m.Run()
+	Stop()
+	return code
+}
+
+// Stop stops the servers started for this process (Main calls it); a later
+// DatabaseURL or StripeMockURL starts new ones.
+func Stop() {
 	shared.Lock()
 	defer shared.Unlock()
 	if shared.pg != nil {
@@ -46,7 +53,8 @@ func Main(m *testing.M) int {
 	if shared.mock != nil {
 		shared.mock.Stop()
 	}
-	return code
+	shared.pg, shared.pgURL, shared.pgErr = nil, "", nil
+	shared.mock, shared.mkErr = nil, nil
 }
 
 // DatabaseURL returns $PAYGATE_TEST_DATABASE_URL, or the URL of a throwaway
@@ -54,8 +62,18 @@ func Main(m *testing.M) int {
 // is possible.
 func DatabaseURL(t testing.TB) string {
 	t.Helper()
+	u, err := SharedDatabaseURL()
+	if err != nil {
+		t.Fatalf("PostgreSQL is required: %v", err)
+	}
+	return u
+}
+
+// SharedDatabaseURL is DatabaseURL for callers without a testing.TB: it
+// returns the error instead of failing a test.
+func SharedDatabaseURL() (string, error) {
 	if u := os.Getenv("PAYGATE_TEST_DATABASE_URL"); u != "" {
-		return u
+		return u, nil
 	}
 	shared.Lock()
 	defer shared.Unlock()
@@ -65,10 +83,7 @@ func DatabaseURL(t testing.TB) string {
 			shared.pgURL = shared.pg.URL
 		}
 	}
-	if shared.pgErr != nil {
-		t.Fatalf("PostgreSQL is required: %v", shared.pgErr)
-	}
-	return shared.pgURL
+	return shared.pgURL, shared.pgErr
 }
 
 // StripeMockURL returns $STRIPE_MOCK_URL, or the URL of a stripe-mock
