@@ -2,10 +2,7 @@ package paygatetest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 
-	"github.com/jackc/pgx/v5"
 
 	"github.com/numedapp/paygate"
 	"github.com/numedapp/paygate/internal/testenv"
@@ -50,25 +47,7 @@ func PostgresStore(t TB) paygate.Store {
 	t.Helper()
 	ctx := context.Background()
 	base := databaseURL(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "pgt_" + hex.EncodeToString(b[:])
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("paygatetest: connect to the test database: %v", err)
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("paygatetest: create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), base)
-		if err != nil {
-			return
-		}
-		defer c.Close(context.Background())
-		_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-	})
+	schema := testenv.NewSchemaAt(t, base, "pgt_")
 	pool, err := testenv.PoolInSchema(ctx, base, schema)
 	if err != nil {
 		t.Fatalf("paygatetest: %v", err)

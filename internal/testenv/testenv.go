@@ -108,14 +108,28 @@ func StripeMockURL(t testing.TB) string {
 // ends, and returns its name.
 func NewSchema(t testing.TB) string {
 	t.Helper()
+	return NewSchemaAt(t, DatabaseURL(t), "t_")
+}
+
+// TB is the part of testing.TB that NewSchemaAt uses (paygatetest has its
+// own TB, for Example functions).
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
+// NewSchemaAt creates a schema named prefix + random hex in the database at
+// base, dropped when the test ends, and returns its name.
+func NewSchemaAt(t TB, base, prefix string) string {
+	t.Helper()
 	ctx := context.Background()
-	base := DatabaseURL(t)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	schema := "t_" + hex.EncodeToString(b[:])
+	schema := prefix + hex.EncodeToString(b[:])
 	admin, err := pgx.Connect(ctx, base)
 	if err != nil {
-		t.Fatalf("connect to test database: %v", err)
+		t.Fatalf("connect to the test database: %v", err)
 	}
 	defer admin.Close(ctx)
 	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
