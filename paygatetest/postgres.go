@@ -3,7 +3,6 @@ package paygatetest
 import (
 	"context"
 
-
 	"github.com/numedapp/paygate"
 	"github.com/numedapp/paygate/internal/testenv"
 	"github.com/numedapp/paygate/store"
