@@ -55,6 +55,15 @@ func (s *Store) RecordWebhookEvent(ctx context.Context, ev *paygate.WebhookEvent
 		return err
 	})
 	err = stripeIDTaken(err)
+	if err != nil && !errors.Is(err, errDuplicate) && ctx.Err() == nil {
+		// apply runs before the event's insert finds a resend: when it
+		// failed (or the payment's changes were refused) for an event that
+		// is already stored, the delivery is still only a duplicate.
+		var seen bool
+		if qerr := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM paygate_webhook_events WHERE id = $1)`, ev.ID).Scan(&seen); qerr == nil && seen {
+			err = errDuplicate
+		}
+	}
 	if errors.Is(err, errDuplicate) {
 		dup, err := countResend(ctx, s.pool, ev.ID)
 		if err != nil {

@@ -1,0 +1,143 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	sq "github.com/Masterminds/squirrel"
+
+	"github.com/numedapp/paygate"
+)
+
+// keyset is how a list pages by cursor: its order (newest first), the
+// condition for the rows after a cursor, and the cursor of an item. The
+// cursors are the PostgreSQL store's.
+type keyset[T any] struct {
+	order  []string
+	after  func(cursor string) (sq.Sqlizer, error)
+	cursor func(T) string
+}
+
+// byID pages by an integer id.
+func byID[T any](id func(T) string) keyset[T] {
+	return keyset[T]{
+		order: []string{"id DESC"},
+		after: func(c string) (sq.Sqlizer, error) {
+			id, err := decodeIDCursor(c)
+			if err != nil {
+				return nil, err
+			}
+			return sq.Lt{"id": id}, nil
+		},
+		cursor: func(t T) string { return encodeIDCursor(id(t)) },
+	}
+}
+
+// byTime pages by a timestamp column, with the text id as tie breaker.
+func byTime[T any](col string, key func(T) (time.Time, string)) keyset[T] {
+	return keyset[T]{
+		order: []string{col + " DESC", "id DESC"},
+		after: func(c string) (sq.Sqlizer, error) {
+			at, id, err := decodeTimeCursor(c)
+			if err != nil {
+				return nil, err
+			}
+			return sq.Expr("("+col+", id) < (?, ?)", ts(at), id), nil
+		},
+		cursor: func(t T) string { return encodeTimeCursor(key(t)) },
+	}
+}
+
+// listPage returns the total of table's rows matching where and one page of
+// them, newest first: after pp.Cursor when given, else from pp.Offset. Run
+// it in a read transaction so that the count and the page agree.
+func listPage[T any](ctx context.Context, q queryer, table, columns string, where sq.And, pp paygate.PageParams,
+	ks keyset[T], scan func(scanner) (T, error)) (*paygate.Page[T], error) {
+	csql, cargs, err := qb.Select("count(*)").From(table).Where(where).ToSql()
+	if err != nil {
+		return nil, err
+	}
+	var total int
+	if err := q.QueryRowContext(ctx, csql, cargs...).Scan(&total); err != nil {
+		return nil, fmt.Errorf("store: count %s: %w", table, err)
+	}
+	sel := qb.Select(columns).From(table).Where(where).OrderBy(ks.order...).Limit(uint64(pp.Limit + 1))
+	if pp.Cursor != "" {
+		cond, err := ks.after(pp.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		sel = sel.Where(cond)
+	} else if pp.Offset > 0 {
+		sel = sel.Offset(uint64(pp.Offset))
+	}
+	query, args, err := sel.ToSql()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list %s: %w", table, err)
+	}
+	items, err := collect(rows, scan)
+	if err != nil {
+		return nil, fmt.Errorf("store: list %s: %w", table, err)
+	}
+	page := &paygate.Page[T]{Items: items, Total: total, Limit: pp.Limit, Offset: pp.Offset}
+	if len(items) > pp.Limit {
+		page.Items = items[:pp.Limit]
+		c := ks.cursor(page.Items[pp.Limit-1])
+		page.NextCursor = &c
+	}
+	return page, nil
+}
+
+var _ queryer = (*sql.Tx)(nil)
+
+// Cursors are opaque to clients: base64url of the last item's sort key.
+
+func encodeTimeCursor(t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id))
+}
+
+// cursorIDPattern is what the ids in cursors look like (pay_…, evt_…).
+var cursorIDPattern = regexp.MustCompile(`^[0-9A-Za-z_]{1,255}$`)
+
+func errCursor() error {
+	return &paygate.Error{Code: paygate.CodeInvalid, Param: "cursor", Message: "cursor is malformed; pass a nextCursor from a previous page"}
+}
+
+func decodeTimeCursor(c string) (time.Time, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, "", errCursor()
+	}
+	tstr, id, ok := strings.Cut(string(b), "|")
+	t, err := time.Parse(time.RFC3339Nano, tstr)
+	if !ok || err != nil || !cursorIDPattern.MatchString(id) {
+		return time.Time{}, "", errCursor()
+	}
+	return t, id, nil
+}
+
+func encodeIDCursor(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("h|" + id))
+}
+
+func decodeIDCursor(c string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || !strings.HasPrefix(string(b), "h|") {
+		return 0, errCursor()
+	}
+	id, err := strconv.ParseInt(string(b[2:]), 10, 64)
+	if err != nil || id < 1 {
+		return 0, errCursor()
+	}
+	return id, nil
+}

@@ -1,0 +1,338 @@
+// Package sqlite is paygate's embedded storage: it implements paygate.Store
+// on one SQLite file with a pure-Go driver (modernc.org/sqlite, no cgo), so
+// a service or a test needs nothing installed.
+//
+//	st, err := sqlite.Open("paymentd.db", sqlite.Options{})
+//	if err != nil { ... }
+//	defer st.Close()
+//	if _, err := sqlite.Migrate(ctx, st); err != nil { ... }
+//	gw, err := paygate.New(paygate.Config{Store: st, ...})
+//
+// # One process
+//
+// The file belongs to one process: Open takes an exclusive lock on
+// "<path>.lock" and fails with ErrLocked while another Store (in this or
+// another process) holds it. Several replicas need the PostgreSQL store
+// (package store); paymentd export/import moves the data there.
+//
+// # Durability and concurrency
+//
+// The database runs in WAL mode with synchronous=FULL (every commit is on
+// disk before it returns: an acknowledged webhook survives a power loss)
+// and foreign keys on. All writes go through a single connection, each in a
+// BEGIN IMMEDIATE transaction: writers queue in the process instead of
+// meeting SQLITE_BUSY, and a write transaction sees and changes the
+// database alone, which is what PostgreSQL's row lock gives UpdatePayment.
+// Reads go through a separate pool of read-only connections that WAL lets
+// run beside the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	sq "github.com/Masterminds/squirrel"
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/numedapp/paygate"
+)
+
+// ErrLocked is returned by Open when another Store holds the database.
+var ErrLocked = errors.New("sqlite: the database is in use by another process (the embedded store serves one process; use PostgreSQL for several)")
+
+// Options tunes Open. Zero fields take the defaults named.
+type Options struct {
+	// Readers is the size of the read-only connection pool. Default
+	// max(4, GOMAXPROCS).
+	Readers int
+	// Synchronous is SQLite's synchronous setting: "FULL" (default: a
+	// commit is durable when it returns) or "NORMAL" (faster; in WAL mode a
+	// power loss may undo the last commits, never corrupt the file).
+	Synchronous string
+}
+
+// Store implements paygate.Store on SQLite.
+type Store struct {
+	path string
+	w    *sql.DB // the single writer connection
+	r    *sql.DB // read-only connections
+	lock io.Closer
+
+	mu        sync.Mutex
+	listeners map[int]func()
+	nextID    int
+	closeOnce sync.Once
+}
+
+var _ paygate.Store = (*Store)(nil)
+
+var qb = sq.StatementBuilder.PlaceholderFormat(sq.Question)
+
+// Open opens (creating if needed) the database at path. The schema must be
+// migrated (Migrate) before use; Open never changes it.
+func Open(path string, opts Options) (*Store, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("sqlite: a file path is required, not %q", path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if dir := filepath.Dir(abs); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+	}
+	lock, err := lockFile(abs + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	sync := strings.ToUpper(opts.Synchronous)
+	switch sync {
+	case "":
+		sync = "FULL"
+	case "FULL", "NORMAL", "EXTRA":
+	default:
+		_ = lock.Close()
+		return nil, fmt.Errorf("sqlite: Options.Synchronous must be FULL or NORMAL, not %q", opts.Synchronous)
+	}
+	readers := opts.Readers
+	if readers <= 0 {
+		readers = max(4, runtime.GOMAXPROCS(0))
+	}
+	base := "file:" + (&url.URL{Path: abs}).EscapedPath()
+	w, err := sql.Open("sqlite", base+"?_txlock=immediate&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"+
+		"&_pragma=synchronous("+sync+")&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)")
+	if err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	// The writer connection is opened first: it creates the file and turns
+	// WAL on before any reader connects.
+	if err := w.Ping(); err != nil {
+		_ = w.Close()
+		_ = lock.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", base+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)&_pragma=foreign_keys(1)")
+	if err != nil {
+		_ = w.Close()
+		_ = lock.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	r.SetConnMaxIdleTime(0)
+	r.SetConnMaxLifetime(0)
+	return &Store{path: abs, w: w, r: r, lock: lock, listeners: map[int]func(){}}, nil
+}
+
+// Path is the database file's absolute path.
+func (s *Store) Path() string { return s.path }
+
+// Close checkpoints the WAL into the database file, closes the connections
+// and releases the file's lock.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		_, _ = s.w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+		err = errors.Join(s.r.Close(), s.w.Close())
+		_ = s.lock.Close()
+	})
+	return err
+}
+
+// Ping implements paygate.Store with a round trip through the writer
+// connection (the one that must be available for payments to move).
+func (s *Store) Ping(ctx context.Context) error {
+	var n int
+	return s.w.QueryRowContext(ctx, `SELECT 1`).Scan(&n)
+}
+
+// write runs fn in a write transaction (BEGIN IMMEDIATE on the single
+// writer connection) and commits it when fn returns nil.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// read runs fn in a read transaction on a reader connection: its queries
+// see one snapshot.
+func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	return fn(tx)
+}
+
+// ListenCallbacks calls wake whenever a transaction that queued callbacks
+// commits in this Store, until ctx is done (then it returns nil). It is the
+// embedded counterpart of the PostgreSQL store's LISTEN/NOTIFY: the file
+// has one process, so an in-process notification reaches every engine.
+func (s *Store) ListenCallbacks(ctx context.Context, wake func()) error {
+	s.mu.Lock()
+	id := s.nextID
+	s.nextID++
+	s.listeners[id] = wake
+	s.mu.Unlock()
+	<-ctx.Done()
+	s.mu.Lock()
+	delete(s.listeners, id)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Store) notifyCallbacks() {
+	s.mu.Lock()
+	fns := make([]func(), 0, len(s.listeners))
+	for _, f := range s.listeners {
+		fns = append(fns, f)
+	}
+	s.mu.Unlock()
+	for _, f := range fns {
+		f()
+	}
+}
+
+// Timestamps are TEXT in one fixed-width UTC form with microseconds (as
+// PostgreSQL keeps them), so that comparing text compares times.
+const tsLayout = "2006-01-02T15:04:05.000000Z"
+
+func ts(t time.Time) string { return t.UTC().Truncate(time.Microsecond).Format(tsLayout) }
+
+func tsPtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return ts(*t)
+}
+
+func parseTS(v any) (time.Time, error) {
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x
+	case []byte:
+		s = string(x)
+	case time.Time:
+		return x.UTC(), nil
+	default:
+		return time.Time{}, fmt.Errorf("sqlite: timestamp of type %T", v)
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sqlite: timestamp %q: %w", s, err)
+	}
+	return t.UTC(), nil
+}
+
+// tsScan scans a timestamp column into *T.
+type tsScan struct{ t *time.Time }
+
+func (s tsScan) Scan(v any) error {
+	t, err := parseTS(v)
+	*s.t = t
+	return err
+}
+
+// tsNullScan scans a nullable timestamp column into **T.
+type tsNullScan struct{ t **time.Time }
+
+func (s tsNullScan) Scan(v any) error {
+	if v == nil {
+		*s.t = nil
+		return nil
+	}
+	t, err := parseTS(v)
+	*s.t = &t
+	return err
+}
+
+// jsonScan decodes a JSON text column into v.
+type jsonScan struct{ v any }
+
+func (s jsonScan) Scan(src any) error {
+	var b []byte
+	switch x := src.(type) {
+	case string:
+		b = []byte(x)
+	case []byte:
+		b = x
+	case nil:
+		return nil
+	default:
+		return fmt.Errorf("sqlite: JSON of type %T", src)
+	}
+	return json.Unmarshal(b, s.v)
+}
+
+// rawScan scans a text column into a json.RawMessage (a copy).
+type rawScan struct{ b *json.RawMessage }
+
+func (s rawScan) Scan(src any) error {
+	switch x := src.(type) {
+	case string:
+		*s.b = json.RawMessage(x)
+	case []byte:
+		*s.b = append(json.RawMessage(nil), x...)
+	case nil:
+		*s.b = nil
+	default:
+		return fmt.Errorf("sqlite: text of type %T", src)
+	}
+	return nil
+}
+
+// jsonText encodes v as JSON text; a nil slice or map as "[]" or "{}".
+func jsonText(v any, empty string) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("sqlite: encode %T: %v", v, err)) // plain structs of strings and numbers
+	}
+	if string(b) == "null" {
+		return empty
+	}
+	return string(b)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// isConstraint reports whether err is a violation of a UNIQUE or PRIMARY
+// KEY constraint, and returns its message.
+func isConstraint(err error) (string, bool) {
+	var e *sqlite.Error
+	if errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE) {
+		return e.Error(), true
+	}
+	return "", false
+}
