@@ -19,7 +19,8 @@ import (
 )
 
 // usage is printed by -h, -help and `paymentd help`.
-const usage = `paymentd serves the paygate payments API (Stripe) backed by PostgreSQL.
+const usage = `paymentd serves the paygate payments API (Stripe), on an embedded SQLite file
+(the default: ./paymentd.db) or on PostgreSQL.
 
 Usage:
   paymentd [serve] [flags]   run the API, callback delivery and reconciliation
@@ -29,13 +30,20 @@ Usage:
                              non-final payments) and exit
   paymentd reconcile -check-endpoint
                              check Stripe's webhook endpoint for this service
+  paymentd export [FILE]     write every row of the database (JSON lines;
+                             default stdout), with counts and checksums
+  paymentd import FILE       load an export into a new, empty database
+                             (migrates it first), verified by counts and
+                             checksums: how to move from SQLite to PostgreSQL
   paymentd version           print the version
-  paymentd dev               local try-out: a throwaway PostgreSQL and
-                             stripe-mock, no API keys (never in production)
+  paymentd dev               local try-out: a throwaway SQLite file and the
+                             Stripe sandbox, no API keys (never in production)
   paymentd help              this text
 
 Environment (flags override; [s]erve, [m]igrate, [r]econcile: who reads it):
-  DATABASE_URL                postgres://… (required)                          s m r
+  DATABASE_URL                postgres://… for PostgreSQL; sqlite:path or a
+                              file path for the embedded store (one process
+                              per file); default ./paymentd.db               s m r
   STRIPE_SECRET_KEY           sk_test_…, sk_live_… or rk_… (required by r)      s   r
   STRIPE_PUBLISHABLE_KEY      pk_test_… or pk_live_…                            s
   STRIPE_WEBHOOK_SECRET       whsec_…; comma-separated during a rotation        s
@@ -149,13 +157,8 @@ func loadConfig(cmd string, args []string, getenv func(string) string, stderr io
 	default:
 		return c, errors.New("PAYMENTD_LOG_FORMAT must be text or json")
 	}
-	switch {
-	case c.databaseURL == "":
-		return c, errors.New("DATABASE_URL is required: set it to a postgres:// URL (the embedded store is not available yet)")
-	case strings.HasPrefix(c.databaseURL, "sqlite:") || strings.HasSuffix(c.databaseURL, ".db"):
-		return c, errors.New("DATABASE_URL: the embedded SQLite store is not available yet; use a postgres:// URL")
-	case !strings.HasPrefix(c.databaseURL, "postgres://") && !strings.HasPrefix(c.databaseURL, "postgresql://"):
-		return c, errors.New("DATABASE_URL must be a postgres:// or postgresql:// URL")
+	if _, _, err := databaseKind(c.databaseURL); err != nil {
+		return c, err
 	}
 	if !serve && !reconcile {
 		return c, nil

@@ -1,5 +1,6 @@
 // Command paymentd serves the paygate HTTP API (API.md) as a standalone
-// service backed by PostgreSQL.
+// service, on the embedded SQLite store (DATABASE_URL unset: ./paymentd.db)
+// or on PostgreSQL (DATABASE_URL=postgres://…).
 //
 //	paymentd [serve]   run the API, callback delivery and reconciliation
 //	                   (migrates first unless PAYMENTD_MIGRATE=0)
@@ -7,7 +8,9 @@
 //	paymentd reconcile catch up with Stripe once (lost webhooks) and exit;
 //	                   -check-endpoint checks Stripe's webhook endpoint
 //	paymentd version   print the version
-//	paymentd dev       local demo: a throwaway PostgreSQL and stripe-mock, no auth
+//	paymentd export [FILE]  write every row of the database (JSON lines; default stdout)
+//	paymentd import FILE    load an export into an empty database, verified by counts and checksums
+//	paymentd dev       local demo: a throwaway SQLite file and the Stripe sandbox, no auth
 //	paymentd help      usage, with every variable
 //
 // Configuration comes from the environment (see the README and `paymentd
@@ -26,17 +29,16 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/lmittmann/tint"
 
 	"github.com/numedapp/paygate"
-	"github.com/numedapp/paygate/internal/testsrv"
-	"github.com/numedapp/paygate/store"
+	"github.com/numedapp/paygate/sandbox"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -72,12 +74,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil
-	case "serve", "migrate", "reconcile", "dev":
+	case "serve", "migrate", "reconcile", "dev", "export", "import":
 	default:
 		return fmt.Errorf("unknown command %q (paymentd help lists them)", cmd)
 	}
 	if cmd == "dev" {
 		return runDev(ctx, args, getenv, stdout, stderr)
+	}
+	var file string // export's output, import's input
+	if (cmd == "export" || cmd == "import") && len(args) > 0 && !strings.HasPrefix(args[len(args)-1], "-") {
+		file, args = args[len(args)-1], args[:len(args)-1]
+	}
+	if cmd == "import" && file == "" {
+		return errors.New("import: name the file written by paymentd export (paymentd import FILE)")
 	}
 	cfg, err := loadConfig(cmd, args, getenv, stderr)
 	if errors.Is(err, errHelp) {
@@ -92,7 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(cfg.logFormat, stderr)
-	if err := runCommand(ctx, cfg, log, stdout); err != nil {
+	if err := runCommand(ctx, cfg, file, log, stdout); err != nil {
 		log.LogAttrs(context.WithoutCancel(ctx), slog.LevelError, "paymentd: "+cmd+" failed", slog.String("error", err.Error()))
 		return loggedError{err}
 	}
@@ -101,21 +110,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // runCommand runs a validated subcommand: everything that touches the
 // database or Stripe.
-func runCommand(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	if cfg.cmd != "migrate" {
+func runCommand(ctx context.Context, cfg config, file string, log *slog.Logger, stdout io.Writer) error {
+	if cfg.cmd == "serve" || cfg.cmd == "reconcile" {
 		// The library's own validation, before the database is touched (New
 		// starts nothing and does not call the Store).
 		if _, err := paygate.New(cfg.gateway(unopenedStore{}, log)); err != nil {
 			return variableError(err)
 		}
 	}
-	pool, err := openPool(ctx, cfg.databaseURL)
+	st, err := openStore(ctx, cfg.databaseURL)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if cfg.cmd == "migrate" || cfg.migrate {
-		applied, err := store.Migrate(ctx, pool)
+	defer st.close()
+	log.LogAttrs(ctx, slog.LevelInfo, "database opened", slog.String("store", st.kind), slog.String("database", st.where))
+	if cfg.cmd == "migrate" || cfg.migrate || cfg.cmd == "import" {
+		applied, err := st.migrate(ctx)
 		if err != nil {
 			return err
 		}
@@ -125,7 +135,13 @@ func runCommand(ctx context.Context, cfg config, log *slog.Logger, stdout io.Wri
 			return nil
 		}
 	}
-	gw, err := paygate.New(cfg.gateway(store.New(pool), log))
+	switch cfg.cmd {
+	case "export":
+		return exportData(ctx, st, file, stdout)
+	case "import":
+		return importData(ctx, st, file, stdout)
+	}
+	gw, err := paygate.New(cfg.gateway(st.store, log))
 	if err != nil {
 		return variableError(err)
 	}
@@ -195,27 +211,6 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, nil))
 }
 
-func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
-	pcfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, errors.New("DATABASE_URL is not a valid PostgreSQL URL") // pgx's message may hold the URL
-	}
-	if !strings.Contains(url, "pool_max_conns") {
-		pcfg.MaxConns = 16 // pgx's default (4 on this kind of machine) queues webhook bursts
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return nil, fmt.Errorf("database: %w", err)
-	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := pool.Ping(pctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("database unreachable: %w", err)
-	}
-	return pool, nil
-}
-
 // serve runs the HTTP server and the Gateway's background parts (Run)
 // until ctx is canceled, then drains in-flight requests (up to 30 s),
 // stops Run (which lets callback attempts in flight finish and flushes the
@@ -270,35 +265,55 @@ func serve(ctx context.Context, cfg config, gw *paygate.Gateway, log *slog.Logge
 	return nil
 }
 
-// runDev serves the API for a local try-out: a throwaway PostgreSQL cluster
-// and stripe-mock started here and removed on exit, no API keys needed.
-// Never use it in production.
+// runDev serves the API for a local try-out: a throwaway SQLite file and
+// the sandbox (paygate's in-process stand-in for Stripe, with its pages and
+// dashboard, delivering its webhooks to this paymentd), removed on exit, no
+// API keys needed. It needs nothing installed but Go. Never use it in
+// production.
 func runDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fmt.Fprintln(stderr, "paymentd dev: starting a throwaway PostgreSQL and stripe-mock (first run builds stripe-mock; this can take a minute)")
-	pg, err := testsrv.StartPostgres(ctx)
+	dir, err := os.MkdirTemp("", "paymentd-dev-")
 	if err != nil {
 		return err
 	}
-	defer pg.Stop()
-	mock, err := testsrv.StartStripeMock(ctx)
+	defer os.RemoveAll(dir)
+	addr := getenv("PAYMENTD_ADDR")
+	if addr == "" {
+		addr = ":8080"
+		if p := getenv("PORT"); p != "" {
+			addr = ":" + p
+		}
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "0" {
+		return errors.New("paymentd dev: PAYMENTD_ADDR must name a port (the sandbox sends webhooks to it)")
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	sb, err := sandbox.NewServer(sandbox.Config{AutoDeliver: true, Logger: newLogger("json", io.Discard)})
 	if err != nil {
 		return err
 	}
-	defer mock.Stop()
+	defer sb.Close()
+	if err := sb.SetWebhook("http://"+net.JoinHostPort(host, port)+paygate.WebhookPath, ""); err != nil {
+		return err
+	}
 	env := map[string]string{
-		"DATABASE_URL":              pg.URL,
-		"STRIPE_SECRET_KEY":         testsrv.StripeMockKey,
-		"STRIPE_PUBLISHABLE_KEY":    "pk_test_123abc",
-		"STRIPE_API_BASE":           mock.URL,
+		"PAYMENTD_ADDR":             addr,
+		"DATABASE_URL":              "sqlite:" + filepath.Join(dir, "paymentd.db"),
+		"STRIPE_SECRET_KEY":         "sk_test_paymentdDev",
+		"STRIPE_PUBLISHABLE_KEY":    "pk_test_paymentdDev",
+		"STRIPE_API_BASE":           sb.URL(),
 		"PAYMENTD_INSECURE_NO_AUTH": "1",
-		"STRIPE_WEBHOOK_SECRET":     "whsec_devLocalSecret0123456789",
+		"STRIPE_WEBHOOK_SECRET":     sb.WebhookSecret(),
 	}
 	devenv := func(k string) string {
-		if v := getenv(k); v != "" {
+		if v, ok := env[k]; ok && (getenv(k) == "" || k == "STRIPE_API_BASE" || k == "STRIPE_WEBHOOK_SECRET") {
 			return v
 		}
-		return env[k]
+		return getenv(k)
 	}
-	fmt.Fprintf(stderr, "paymentd dev: PostgreSQL at %s, stripe-mock at %s, authentication off\n", pg.URL, mock.URL)
+	fmt.Fprintf(stderr, "paymentd dev: database %s, Stripe played by the sandbox at %s (dashboard %s/_sandbox/dashboard), authentication off\n",
+		devenv("DATABASE_URL"), sb.URL(), sb.URL())
 	return run(ctx, append([]string{"serve"}, args...), devenv, stdout, stderr)
 }

@@ -238,8 +238,7 @@ func TestRunConfigErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no database", map[string]string{}, nil, "DATABASE_URL is required"},
-		{"sqlite", map[string]string{"DATABASE_URL": "sqlite:pay.db"}, nil, "embedded SQLite store is not available"},
+		{"sqlite in memory", map[string]string{"DATABASE_URL": "sqlite::memory:"}, nil, "needs a file path"},
 		{"not postgres", map[string]string{"DATABASE_URL": "mysql://x"}, nil, "postgres://"},
 		{"no keys", map[string]string{"DATABASE_URL": "postgres://u:hunter2secret@127.0.0.1:1/db"}, nil, "PAYMENTD_API_KEYS is required"},
 		{"bad log format", map[string]string{"DATABASE_URL": "postgres://x@h/db", "PAYMENTD_INSECURE_NO_AUTH": "1", "PAYMENTD_LOG_FORMAT": "xml"}, nil, "PAYMENTD_LOG_FORMAT"},

@@ -143,6 +143,11 @@ func Open(path string, opts Options) (*Store, error) {
 	return &Store{path: abs, w: w, r: r, lock: lock, listeners: map[int]func(){}}, nil
 }
 
+// DB returns the handle of the single writer connection, for tools that
+// copy whole tables (paymentd export and import). A transaction on it holds
+// the writer: every other write waits until it ends.
+func (s *Store) DB() *sql.DB { return s.w }
+
 // Path is the database file's absolute path.
 func (s *Store) Path() string { return s.path }
 
