@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/numedapp/paygate"
+	"github.com/numedapp/paygate/callback"
 	"github.com/numedapp/paygate/internal/apitest"
 	"github.com/numedapp/paygate/internal/testenv"
 	"github.com/numedapp/paygate/internal/testsrv"
@@ -82,11 +83,29 @@ func (r *recorder) Reset() {
 type env struct {
 	t     testing.TB
 	gw    *paygate.Gateway
-	store *store.Store
-	pool  *pgxpool.Pool
+	store testStore
+	pool  *pgxpool.Pool // nil on SQLite
 	rec   *recorder
 	srv   *httptest.Server
 	logs  *testenv.LockedBuffer
+}
+
+// testStore is what the tests use of a store: the PostgreSQL one, or with
+// PAYGATE_TEST_STORE=sqlite the embedded one (.ci/run runs both).
+type testStore interface {
+	paygate.Store
+	callback.Queue
+	ListenCallbacks(ctx context.Context, wake func()) error
+}
+
+// newTestStore returns a fresh store of the test's own: PostgreSQL (and its
+// pool), or with PAYGATE_TEST_STORE=sqlite the embedded store (no pool).
+func newTestStore(t testing.TB) (testStore, *pgxpool.Pool) {
+	if os.Getenv("PAYGATE_TEST_STORE") == "sqlite" {
+		return testenv.NewSQLite(t), nil
+	}
+	pool := testenv.NewPool(t)
+	return store.New(pool), pool
 }
 
 type envOpt func(*paygate.Config)
@@ -94,8 +113,7 @@ type envOpt func(*paygate.Config)
 func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
 	mockURL := testenv.StripeMockURL(t)
-	pool := testenv.NewPool(t)
-	st := store.New(pool)
+	st, pool := newTestStore(t)
 	rec := &recorder{Backend: stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
 		URL:           stripe.String(mockURL),
 		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/numedapp/paygate/internal/testsrv"
 	"github.com/numedapp/paygate/store"
+	"github.com/numedapp/paygate/store/sqlite"
 )
 
 var (
@@ -202,4 +204,19 @@ func PoolInSchema(ctx context.Context, url, schema string) (*pgxpool.Pool, error
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	cfg.MaxConns = 8
 	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// NewSQLite returns an embedded store on a migrated file of the test's own,
+// closed when the test ends.
+func NewSQLite(t testing.TB) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(filepath.Join(t.TempDir(), "paygate.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := sqlite.Migrate(context.Background(), s); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return s
 }

@@ -45,6 +45,12 @@ func scanPayment(row scanner) (*paygate.Payment, error) {
 	if p.Metadata == nil {
 		p.Metadata = map[string]string{}
 	}
+	if len(p.Attempts) == 0 {
+		p.Attempts = nil
+	}
+	if len(p.Disputes) == 0 {
+		p.Disputes = nil
+	}
 	p.Refunds = []paygate.Refund{}
 	return &p, nil
 }
@@ -264,7 +270,7 @@ func save(ctx context.Context, tx *sql.Tx, p *paygate.Payment, before map[string
 		if _, err := tx.ExecContext(ctx, `INSERT INTO paygate_refunds (id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET stripe_refund_id = excluded.stripe_refund_id, amount = excluded.amount,
-				status = excluded.status, reason = excluded.reason, updated_at = excluded.updated_at`,
+				status = excluded.status, reason = excluded.reason, created_at = excluded.created_at, updated_at = excluded.updated_at`,
 			r.ID, p.ID, r.StripeRefundID, r.Amount, string(r.Status), r.Reason, ts(r.CreatedAt), ts(r.UpdatedAt)); err != nil {
 			return false, fmt.Errorf("refund %s: %w", r.ID, err)
 		}

@@ -68,12 +68,14 @@ func testInsertGetUpdate(t *testing.T, s Store) {
 	// A refund changes in place.
 	_, err = s.UpdatePayment(ctx, "pay_a1", func(p *paygate.Payment) ([]paygate.HistoryEntry, error) {
 		p.Refunds[0].Status, p.Refunds[0].StripeRefundID, p.Refunds[0].UpdatedAt = paygate.RefundSucceeded, "re_1", later.Add(time.Second)
+		p.Refunds[0].CreatedAt = later.Add(-time.Second) // Stripe's time replaces ours
 		return nil, nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := mustGet(t, s, "pay_a1").Refunds; len(r) != 1 || r[0].Status != paygate.RefundSucceeded || r[0].StripeRefundID != "re_1" {
+	if r := mustGet(t, s, "pay_a1").Refunds; len(r) != 1 || r[0].Status != paygate.RefundSucceeded || r[0].StripeRefundID != "re_1" ||
+		!r[0].CreatedAt.Equal(later.Add(-time.Second)) || !r[0].UpdatedAt.Equal(later.Add(time.Second)) {
 		t.Fatalf("refund after change = %+v", r)
 	}
 
