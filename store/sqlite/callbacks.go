@@ -42,7 +42,7 @@ func (s *Store) ClaimCallbacks(ctx context.Context, limit int, lease time.Durati
 	_, _ = rand.Read(b[:])
 	token := hex.EncodeToString(b[:])
 	var out []paygate.Callback
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		rows, err := tx.QueryContext(ctx, `UPDATE paygate_callbacks SET lease_token = ?, lease_expires_at = ?,
 				attempts = attempts + 1, updated_at = ?
 			WHERE id IN (SELECT id FROM paygate_callbacks
@@ -80,7 +80,7 @@ func (s *Store) ClaimCallbacks(ctx context.Context, limit int, lease time.Durati
 // result changed nothing but the log.
 func (s *Store) RecordCallbackAttempt(ctx context.Context, c *paygate.Callback, a paygate.CallbackAttempt) (bool, error) {
 	var applied bool
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE paygate_callbacks SET status = ?, next_attempt_at = ?, last_error = ?, delivered_at = ?,
 			lease_token = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ? AND lease_token = ?`,
 			string(c.Status), ts(c.NextAttemptAt), c.LastError, tsPtr(c.DeliveredAt), ts(a.CreatedAt), c.ID, c.LeaseToken)
@@ -112,7 +112,7 @@ func (s *Store) GetCallback(ctx context.Context, id string) (*paygate.Callback, 
 // RetryCallback implements paygate.Store.
 func (s *Store) RetryCallback(ctx context.Context, id string, now time.Time) (*paygate.Callback, error) {
 	var c *paygate.Callback
-	err := s.write(ctx, func(tx *sql.Tx) (err error) {
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) (err error) {
 		c, err = scanCallback(tx.QueryRowContext(ctx, `UPDATE paygate_callbacks SET status = 'pending', next_attempt_at = ?,
 			lease_token = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ? RETURNING `+callbackColumns, ts(now), ts(now), id))
 		return err

@@ -17,7 +17,7 @@ import (
 func (s *Store) BeginIdempotent(ctx context.Context, scope, key string, hash []byte, now, expires, staleBefore time.Time) (*paygate.IdempotencyRecord, bool, error) {
 	var rec *paygate.IdempotencyRecord
 	started := false
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		var gen time.Time
 		err := tx.QueryRowContext(ctx, `INSERT INTO paygate_idempotency_keys AS t (scope, key, request_hash, status, locked_at, created_at, expires_at)
 			VALUES (?1, ?2, ?3, 'in_flight', ?4, ?4, ?5)
@@ -72,7 +72,7 @@ func (s *Store) ReleaseIdempotent(ctx context.Context, scope, key string) error 
 // PurgeIdempotent implements paygate.Store.
 func (s *Store) PurgeIdempotent(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM paygate_idempotency_keys WHERE expires_at <= ?`, ts(now))
 		if err != nil {
 			return err
@@ -88,7 +88,7 @@ func (s *Store) PurgeIdempotent(ctx context.Context, now time.Time) (int64, erro
 
 // exec runs one statement in a write transaction.
 func (s *Store) exec(ctx context.Context, what, query string, args ...any) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, query, args...)
 		return err
 	})

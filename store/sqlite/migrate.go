@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -63,7 +62,7 @@ func Migrate(ctx context.Context, s *Store) ([]int, error) {
 	var done []int
 	for _, m := range ms {
 		applied := false
-		err := s.write(ctx, func(tx *sql.Tx) error {
+		err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM paygate_migrations WHERE version = ?`, m.Version).Scan(&n); err != nil {
 				return err
@@ -71,7 +70,7 @@ func Migrate(ctx context.Context, s *Store) ([]int, error) {
 			if n > 0 {
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			if _, err := tx.tx.ExecContext(ctx, m.SQL); err != nil { // a script: never a cached statement
 				return err
 			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO paygate_migrations (version, name) VALUES (?, ?)`, m.Version, m.Name)

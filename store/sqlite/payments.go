@@ -57,7 +57,7 @@ func scanPayment(row scanner) (*paygate.Payment, error) {
 
 // InsertPayment implements paygate.Store.
 func (s *Store) InsertPayment(ctx context.Context, p *paygate.Payment) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO paygate_payments (`+paymentColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			p.ID, string(p.Method), string(p.Status), p.Amount, p.AmountRefunded, p.StripeAmountRefunded, p.Currency,
@@ -80,7 +80,7 @@ func (s *Store) InsertPayment(ctx context.Context, p *paygate.Payment) error {
 
 // insertRefs indexes Stripe ids of a payment; an id that names another
 // payment is ErrStripeIDTaken.
-func insertRefs(ctx context.Context, tx *sql.Tx, paymentID string, ids []string) error {
+func insertRefs(ctx context.Context, tx queryer, paymentID string, ids []string) error {
 	for _, id := range ids {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO paygate_payment_refs (stripe_id, payment_id) VALUES (?, ?)`, id, paymentID); err != nil {
 			if _, ok := isConstraint(err); ok {
@@ -106,7 +106,7 @@ func newRefs(before, after []string) []string {
 // DeletePayment implements paygate.Store.
 func (s *Store) DeletePayment(ctx context.Context, id string) error {
 	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM paygate_payments WHERE id = ?
 			AND payment_link_id = '' AND checkout_session_id = '' AND payment_intent_id = ''
 			AND NOT EXISTS (SELECT 1 FROM paygate_payment_refs r WHERE r.payment_id = paygate_payments.id)
@@ -210,7 +210,7 @@ func placeholders(n int) string {
 func (s *Store) UpdatePayment(ctx context.Context, id string, fn func(p *paygate.Payment) ([]paygate.HistoryEntry, error)) (*paygate.Payment, error) {
 	var out *paygate.Payment
 	queued := false
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		p, err := loadPayment(ctx, tx, `id = ?`, id)
 		if err != nil {
 			return err
@@ -250,7 +250,7 @@ func refundsByID(p *paygate.Payment) map[string]paygate.Refund {
 // save writes a loaded payment's mutable fields, its new Stripe ids, its
 // new or changed refunds, and the history entries with their callbacks. It
 // reports whether it queued a callback.
-func save(ctx context.Context, tx *sql.Tx, p *paygate.Payment, before map[string]paygate.Refund, beforeIDs []string, hist []paygate.HistoryEntry) (bool, error) {
+func save(ctx context.Context, tx queryer, p *paygate.Payment, before map[string]paygate.Refund, beforeIDs []string, hist []paygate.HistoryEntry) (bool, error) {
 	if _, err := tx.ExecContext(ctx, `UPDATE paygate_payments SET status = ?, amount_refunded = ?, stripe_amount_refunded = ?,
 		payment_url = ?, price_id = ?, payment_link_id = ?, checkout_session_id = ?, payment_intent_id = ?,
 		charge_id = ?, livemode = ?, updated_at = ?, customer_email = ?, callback_seq = ?,

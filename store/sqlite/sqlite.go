@@ -70,6 +70,13 @@ type Store struct {
 	r    *sql.DB // read-only connections
 	lock io.Closer
 
+	jobs       chan *writeJob
+	closing    chan struct{}
+	writerDone chan struct{}
+	stmtMu     sync.Mutex
+	stmts      map[string]*sql.Stmt
+	want       map[string]bool
+
 	mu        sync.Mutex
 	listeners map[int]func()
 	nextID    int
@@ -140,7 +147,11 @@ func Open(path string, opts Options) (*Store, error) {
 	r.SetMaxIdleConns(readers)
 	r.SetConnMaxIdleTime(0)
 	r.SetConnMaxLifetime(0)
-	return &Store{path: abs, w: w, r: r, lock: lock, listeners: map[int]func(){}}, nil
+	s := &Store{path: abs, w: w, r: r, lock: lock, listeners: map[int]func(){},
+		stmts: map[string]*sql.Stmt{}, want: map[string]bool{},
+		jobs: make(chan *writeJob), closing: make(chan struct{}), writerDone: make(chan struct{})}
+	go s.writer()
+	return s, nil
 }
 
 // DB returns the handle of the single writer connection, for tools that
@@ -156,6 +167,8 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		close(s.closing)
+		<-s.writerDone
 		_, _ = s.w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
 		err = errors.Join(s.r.Close(), s.w.Close())
 		_ = s.lock.Close()
@@ -170,18 +183,193 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.w.QueryRowContext(ctx, `SELECT 1`).Scan(&n)
 }
 
-// write runs fn in a write transaction (BEGIN IMMEDIATE on the single
-// writer connection) and commits it when fn returns nil.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+// errClosed is returned by writes after Close.
+var errClosed = errors.New("sqlite: the store is closed")
+
+// maxGroup bounds how many writes share one commit.
+const maxGroup = 128
+
+// writeJob is one write transaction waiting for the writer.
+type writeJob struct {
+	ctx  context.Context
+	fn   func(ctx context.Context, tx *wtx) error
+	done chan error
+}
+
+// write runs fn as one write transaction and returns when it is durably
+// committed (or rolled back). fn must do its queries with the ctx it is
+// given, on tx.
+//
+// Writes are serialized on the single writer connection by one goroutine,
+// which commits them in groups: the writes that queued while a group ran
+// join it, each inside a SAVEPOINT of one BEGIN IMMEDIATE transaction, so
+// one fsync makes a whole group durable. A write that fails rolls back to
+// its savepoint, leaving the others; none is acknowledged before the commit,
+// and if the commit fails every write of the group fails. Each write still
+// sees the database alone, after every write before it, like a transaction
+// of its own under a lock.
+func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *wtx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	j := &writeJob{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case s.jobs <- j:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closing:
+		return errClosed
+	}
+	// Once taken, the write may commit: wait for its outcome whatever ctx
+	// says, so a caller never reports a failure that was committed.
+	return <-j.done
+}
+
+// writer runs the write groups until Close.
+func (s *Store) writer() {
+	defer close(s.writerDone)
+	for {
+		select {
+		case j := <-s.jobs:
+			s.group(j)
+			s.prepareWanted()
+		case <-s.closing:
+			return
+		}
+	}
+}
+
+// group runs first and the writes queued behind it in one transaction.
+func (s *Store) group(first *writeJob) {
+	bg := context.Background()
+	tx, err := s.w.BeginTx(bg, nil) // BEGIN IMMEDIATE (_txlock)
 	if err != nil {
-		return err
+		first.done <- err
+		return
 	}
-	if err := fn(tx); err != nil {
+	w := &wtx{s: s, tx: tx}
+	var jobs []*writeJob
+	var results []error
+	fail := func(err error) {
 		_ = tx.Rollback()
-		return err
+		for _, j := range jobs {
+			j.done <- err
+		}
 	}
-	return tx.Commit()
+	for j := first; j != nil; {
+		jobs = append(jobs, j)
+		var jerr error
+		if jerr = j.ctx.Err(); jerr == nil {
+			if _, err := w.ExecContext(bg, `SAVEPOINT w`); err != nil {
+				fail(err)
+				return
+			}
+			if jerr = runJob(j, w); jerr != nil {
+				if _, err := w.ExecContext(bg, `ROLLBACK TO w`); err != nil {
+					fail(fmt.Errorf("%w (and the transaction was lost: %v)", jerr, err))
+					return
+				}
+			}
+			if _, err := w.ExecContext(bg, `RELEASE w`); err != nil {
+				fail(err)
+				return
+			}
+		}
+		results = append(results, jerr)
+		j = nil
+		if len(jobs) < maxGroup {
+			select {
+			case j = <-s.jobs:
+			default:
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		for _, j := range jobs {
+			j.done <- fmt.Errorf("sqlite: commit: %w", err)
+		}
+		return
+	}
+	for i, j := range jobs {
+		j.done <- results[i]
+	}
+}
+
+// runJob runs a write's fn. Its statements are not interrupted by the
+// write's ctx (an interrupted statement could roll back the whole group),
+// and a panic fails the write instead of the writer.
+func runJob(j *writeJob, tx *wtx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sqlite: write panicked: %v", r)
+		}
+	}()
+	return j.fn(context.WithoutCancel(j.ctx), tx)
+}
+
+// wtx is a write transaction whose statements are prepared once: the
+// writer connection keeps them (parsing SQL was a quarter of its time).
+type wtx struct {
+	s  *Store
+	tx *sql.Tx
+}
+
+func (w *wtx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := w.s.stmt(query); st != nil {
+		return w.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return w.tx.ExecContext(ctx, query, args...)
+}
+
+func (w *wtx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := w.s.stmt(query); st != nil {
+		return w.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return w.tx.QueryContext(ctx, query, args...)
+}
+
+func (w *wtx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := w.s.stmt(query); st != nil {
+		return w.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return w.tx.QueryRowContext(ctx, query, args...)
+}
+
+// maxStmts bounds the statement cache.
+const maxStmts = 256
+
+// stmt returns the prepared statement of query, or nil and asks the
+// writer to prepare it once the connection is free (between groups: a
+// statement prepared inside the writer's transaction would be bound to it).
+func (s *Store) stmt(query string) *sql.Stmt {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	st := s.stmts[query]
+	if st == nil && len(s.stmts)+len(s.want) < maxStmts {
+		s.want[query] = true
+	}
+	return st
+}
+
+// prepareWanted prepares the statements asked for; one that fails (a table
+// not migrated yet) is asked for again at its next use.
+func (s *Store) prepareWanted() {
+	s.stmtMu.Lock()
+	var qs []string
+	for q := range s.want {
+		qs = append(qs, q)
+	}
+	clear(s.want)
+	s.stmtMu.Unlock()
+	for _, q := range qs {
+		st, err := s.w.PrepareContext(context.Background(), q)
+		if err != nil {
+			continue
+		}
+		s.stmtMu.Lock()
+		s.stmts[q] = st
+		s.stmtMu.Unlock()
+	}
 }
 
 // read runs fn in a read transaction on a reader connection: its queries

@@ -17,15 +17,11 @@ func (s *Store) InsertSystemLogs(ctx context.Context, rows []paygate.SystemLog) 
 	if len(rows) == 0 {
 		return nil
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO paygate_system_logs (level, source, message, request_id, method, path,
-			status_code, duration_ms, fields, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		for _, r := range rows {
-			if _, err := stmt.ExecContext(ctx, r.Level, r.Source, r.Message, r.RequestID, r.Method, r.Path, r.StatusCode, r.DurationMs,
+			if _, err := tx.ExecContext(ctx, `INSERT INTO paygate_system_logs (level, source, message, request_id, method, path,
+				status_code, duration_ms, fields, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				r.Level, r.Source, r.Message, r.RequestID, r.Method, r.Path, r.StatusCode, r.DurationMs,
 				rawJSON(r.Fields), ts(r.CreatedAt)); err != nil {
 				return err
 			}
@@ -79,7 +75,7 @@ func (s *Store) PurgeSystemLogs(ctx context.Context, before time.Time) (int64, e
 	var total int64
 	for {
 		var n int64
-		err := s.write(ctx, func(tx *sql.Tx) error {
+		err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 			res, err := tx.ExecContext(ctx, `DELETE FROM paygate_system_logs WHERE id IN
 				(SELECT id FROM paygate_system_logs WHERE created_at < ? LIMIT 10000)`, ts(before))
 			if err != nil {

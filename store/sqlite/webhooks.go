@@ -37,7 +37,7 @@ func (s *Store) RecordWebhookEvent(ctx context.Context, ev *paygate.WebhookEvent
 	apply func(p *paygate.Payment) (paygate.EventOutcome, error)) (*paygate.WebhookEvent, bool, error) {
 	var out *paygate.WebhookEvent
 	dup, queued := false, false
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE paygate_webhook_events SET received_count = received_count + 1 WHERE id = ?`, ev.ID)
 		if err != nil {
 			return err
@@ -105,7 +105,7 @@ func (s *Store) RecordWebhookEvent(ctx context.Context, ev *paygate.WebhookEvent
 
 // lockPayment finds the payment refs name — by our id, else by the first of
 // its Stripe ids that is indexed — inside the write transaction.
-func lockPayment(ctx context.Context, tx *sql.Tx, refs paygate.PaymentRefs) (*paygate.Payment, error) {
+func lockPayment(ctx context.Context, tx queryer, refs paygate.PaymentRefs) (*paygate.Payment, error) {
 	if refs.PaymentID != "" {
 		p, err := loadPayment(ctx, tx, `id = ?`, refs.PaymentID)
 		if !errors.Is(err, paygate.ErrNotFound) {
