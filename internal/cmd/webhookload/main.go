@@ -1,9 +1,13 @@
 // Command webhookload measures webhook ingest over real HTTP: it starts a
-// throwaway PostgreSQL, serves the Gateway on loopback, and has N senders
-// post signed Stripe events (each a new event for one of many payments) for
-// a fixed time, then prints events/s and latency percentiles.
+// throwaway PostgreSQL (or opens a throwaway SQLite file with -store
+// sqlite), serves the Gateway on loopback, and has N senders post signed
+// Stripe events (each a new event for one of many payments) for a fixed
+// time, then prints events/s and latency percentiles. With -workload
+// create the senders create payments instead (POST
+// /api/payments/payment-intent, Stripe played by stripe-mock).
 //
 //	go run ./internal/cmd/webhookload -senders 1,8,32 -duration 10s
+//	go run ./internal/cmd/webhookload -senders 1,8,32 -duration 10s -store sqlite
 package main
 
 import (
@@ -17,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -32,6 +37,7 @@ import (
 	"github.com/numedapp/paygate"
 	"github.com/numedapp/paygate/internal/testsrv"
 	"github.com/numedapp/paygate/store"
+	"github.com/numedapp/paygate/store/sqlite"
 )
 
 const secret = "whsec_loadTestSecret0123456789"
@@ -46,6 +52,9 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (server and senders) here")
 	batching := flag.String("batching", "on", "group commit of webhooks: on, off, or both (each level run both ways, interleaved)")
 	dbStats := flag.Bool("dbstats", true, "print what each event cost the database: commits, WAL bytes, rows and index entries written, statements (pg_stat_statements)")
+	storeKind := flag.String("store", "postgres", "postgres or sqlite (a throwaway file, synchronous=FULL unless -sqlite-sync)")
+	sqliteSync := flag.String("sqlite-sync", "FULL", "SQLite synchronous setting: FULL or NORMAL")
+	workload := flag.String("workload", "webhook", "webhook (ingest events) or create (create payments through stripe-mock)")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -61,37 +70,78 @@ func main() {
 		log.Fatal("-duration is capped at 2m")
 	}
 	ctx := context.Background()
-	dbURL := os.Getenv("PAYGATE_TEST_DATABASE_URL")
-	if dbURL == "" {
-		var settings []string
-		if *durable {
-			settings = []string{"fsync=on", "synchronous_commit=on", "full_page_writes=on"}
+	var st paygate.Store
+	var pool *pgxpool.Pool
+	switch *storeKind {
+	case "postgres":
+		dbURL := os.Getenv("PAYGATE_TEST_DATABASE_URL")
+		if dbURL == "" {
+			var settings []string
+			if *durable {
+				settings = []string{"fsync=on", "synchronous_commit=on", "full_page_writes=on"}
+			}
+			settings = append(settings, "shared_preload_libraries=pg_stat_statements", "track_io_timing=on")
+			pg, err := testsrv.StartPostgres(ctx, settings...)
+			if err != nil {
+				log.Fatal(err)
+			}
+			defer pg.Stop()
+			dbURL = pg.URL
 		}
-		settings = append(settings, "shared_preload_libraries=pg_stat_statements", "track_io_timing=on")
-		pg, err := testsrv.StartPostgres(ctx, settings...)
+		cfg, err := pgxpool.ParseConfig(dbURL)
 		if err != nil {
 			log.Fatal(err)
 		}
-		defer pg.Stop()
-		dbURL = pg.URL
+		cfg.MaxConns = int32(*poolSize)
+		pool, err = pgxpool.NewWithConfig(ctx, cfg)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer pool.Close()
+		if _, err := store.Migrate(ctx, pool); err != nil {
+			log.Fatal(err)
+		}
+		st = store.New(pool)
+	case "sqlite":
+		*dbStats = false // PostgreSQL's statistics
+		dir, err := os.MkdirTemp("", "webhookload-")
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		s, err := sqlite.Open(filepath.Join(dir, "load.db"), sqlite.Options{Synchronous: *sqliteSync})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer s.Close()
+		if _, err := sqlite.Migrate(ctx, s); err != nil {
+			log.Fatal(err)
+		}
+		st = s
+	default:
+		log.Fatal("-store must be postgres or sqlite")
 	}
-	cfg, err := pgxpool.ParseConfig(dbURL)
-	if err != nil {
-		log.Fatal(err)
+	var stripeKey, stripeBase string
+	handler := func(gw *paygate.Gateway) http.Handler { return gw.WebhookHandler() }
+	path := "/api/webhooks/stripe"
+	switch *workload {
+	case "webhook":
+	case "create":
+		mock, err := testsrv.StartStripeMock(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer mock.Stop()
+		stripeKey, stripeBase = testsrv.StripeMockKey, mock.URL
+		handler = func(gw *paygate.Gateway) http.Handler { return gw.Handler() }
+		path = "/api/payments/payment-intent"
+	default:
+		log.Fatal("-workload must be webhook or create")
 	}
-	cfg.MaxConns = int32(*poolSize)
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := store.Migrate(ctx, pool); err != nil {
-		log.Fatal(err)
-	}
-	st := store.New(pool)
 	newGateway := func(batch bool) *paygate.Gateway {
 		gw, err := paygate.New(paygate.Config{Store: st, InsecureNoAuth: true, WebhookSecrets: []string{secret},
-			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), SystemLogs: *ops, Metrics: *ops, NoWebhookBatching: !batch})
+			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), SystemLogs: *ops, Metrics: *ops, NoWebhookBatching: !batch,
+			StripeSecretKey: stripeKey, StripeAPIBase: stripeBase})
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -114,11 +164,11 @@ func main() {
 		log.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		current.Load().WebhookHandler().ServeHTTP(w, r)
+		handler(current.Load()).ServeHTTP(w, r)
 	}), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
-	url := "http://" + ln.Addr().String() + "/api/webhooks/stripe"
+	url := "http://" + ln.Addr().String() + path
 
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	// Each mode has payments of its own, so that both see the same events
@@ -141,8 +191,8 @@ func main() {
 	for _, gw := range gateways {
 		defer gw.Close(context.Background())
 	}
-	fmt.Printf("webhook ingest over HTTP: %d payments, %v per level, pool %d, GOMAXPROCS %d, durable %v, system logs and metrics %v\n",
-		*payments, *duration, *poolSize, runtime.GOMAXPROCS(0), *durable, *ops)
+	fmt.Printf("%s over HTTP on %s: %d payments, %v per level, pool %d, GOMAXPROCS %d, durable %v (sqlite synchronous=%s), system logs and metrics %v\n",
+		*workload, *storeKind, *payments, *duration, *poolSize, runtime.GOMAXPROCS(0), *durable, *sqliteSync, *ops)
 	fmt.Printf("%-8s %-6s %10s %10s %10s %10s %8s", "senders", "batch", "events", "events/s", "p50", "p99", "errors")
 	if *dbStats {
 		fmt.Printf(" %10s %10s %10s %10s %10s %10s", "commits/ev", "WAL B/ev", "rows/ev", "idx/ev", "HOT %", "stmts/ev")
@@ -186,10 +236,16 @@ func main() {
 						k := next()
 						pi := ids[int(k)%len(ids)]
 						typ := types[int(k/int64(len(ids)))%len(types)]
-						body := event(run, k, typ, pi)
-						sig := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: secret}).Header
-						req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
-						req.Header.Set("Stripe-Signature", sig)
+						var req *http.Request
+						if *workload == "create" {
+							req, _ = http.NewRequest("POST", url, strings.NewReader(`{"amount": "10.00", "metadata": {"orderId": "load"}}`))
+							req.Header.Set("Content-Type", "application/json")
+						} else {
+							body := event(run, k, typ, pi)
+							sig := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: secret}).Header
+							req, _ = http.NewRequest("POST", url, bytes.NewReader(body))
+							req.Header.Set("Stripe-Signature", sig)
+						}
 						t0 := time.Now()
 						resp, err := client.Do(req)
 						d := time.Since(t0)
@@ -199,7 +255,7 @@ func main() {
 						}
 						io.Copy(io.Discard, resp.Body)
 						resp.Body.Close()
-						if resp.StatusCode != 200 {
+						if resp.StatusCode != 200 && resp.StatusCode != 201 {
 							myErrs++
 							continue
 						}
