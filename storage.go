@@ -6,7 +6,9 @@ import (
 )
 
 // Store is the persistence the Gateway needs. The store package implements
-// it on PostgreSQL; paygate itself never opens a database.
+// it on PostgreSQL, store/sqlite on an embedded SQLite file, and
+// store/storetest is the conformance suite every implementation runs;
+// paygate itself never opens a database.
 //
 // Every method returns an error wrapping ErrNotFound when the payment it is
 // asked about does not exist.

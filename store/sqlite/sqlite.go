@@ -19,12 +19,14 @@
 //
 // The database runs in WAL mode with synchronous=FULL (every commit is on
 // disk before it returns: an acknowledged webhook survives a power loss)
-// and foreign keys on. All writes go through a single connection, each in a
-// BEGIN IMMEDIATE transaction: writers queue in the process instead of
-// meeting SQLITE_BUSY, and a write transaction sees and changes the
-// database alone, which is what PostgreSQL's row lock gives UpdatePayment.
-// Reads go through a separate pool of read-only connections that WAL lets
-// run beside the writer.
+// and foreign keys on. All writes go through a single connection, driven
+// by one goroutine: writers queue in the process instead of meeting
+// SQLITE_BUSY, and each write sees and changes the database alone, which is
+// what PostgreSQL's row lock gives UpdatePayment. The writes queued while
+// one runs are committed with it in one BEGIN IMMEDIATE transaction (group
+// commit), each in a SAVEPOINT of its own, so one fsync covers them all and
+// none is acknowledged before it. Reads go through a separate pool of
+// read-only connections that WAL lets run beside the writer.
 package sqlite
 
 import (
