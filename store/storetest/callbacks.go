@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -192,6 +193,49 @@ func testTwoEngines(t *testing.T, s Store) {
 		if got[id] != 1 {
 			t.Fatalf("%s delivered %d times", id, got[id])
 		}
+	}
+}
+
+// A store that can announce new callbacks (ListenCallbacks: LISTEN/NOTIFY
+// on PostgreSQL, in-process on SQLite) wakes its listener when a committed
+// change queued one, and stops when ctx ends.
+func testListenCallbacks(t *testing.T, s Store) {
+	l, ok := s.(interface {
+		ListenCallbacks(ctx context.Context, wake func()) error
+	})
+	if !ok {
+		t.Log("the store has no ListenCallbacks: engines rely on polling and OnCallbacksQueued")
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	woken := make(chan struct{}, 100)
+	done := make(chan error, 1)
+	go func() { done <- l.ListenCallbacks(ctx, func() { woken <- struct{}{} }) }()
+	deadline := time.After(10 * time.Second)
+	// The listener may start after the first callback is queued: queue
+	// until one wake arrives.
+	for i := 0; ; i++ {
+		seedCallbacks(t, s, fmt.Sprintf("pay_listen%d", i), "http://127.0.0.1:1/cb", 1, T0)
+		select {
+		case <-woken:
+		case <-time.After(200 * time.Millisecond):
+			select {
+			case <-deadline:
+				t.Fatal("no wake after queuing callbacks")
+			default:
+			}
+			continue
+		}
+		break
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ListenCallbacks returned %v after cancel", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ListenCallbacks did not return after cancel")
 	}
 }
 

@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"CallbackLeaseAndFence", testCallbackLease},
 		{"CallbackRetryAndLog", testCallbackRetryAndLog},
 		{"TwoEnginesDeliverOnce", testTwoEngines},
+		{"ListenCallbacksWakes", testListenCallbacks},
 		{"Idempotency", testIdempotency},
 		{"SystemLogs", testSystemLogs},
 	}
