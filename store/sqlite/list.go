@@ -54,12 +54,33 @@ func byTime[T any](col string, key func(T) (time.Time, string)) keyset[T] {
 	}
 }
 
+// byTimeSeq pages by a timestamp column, with an integer id as tie breaker.
+func byTimeSeq[T any](col string, key func(T) (time.Time, string)) keyset[T] {
+	return keyset[T]{
+		order: []string{col + " DESC", "id DESC"},
+		after: func(c string) (sq.Sqlizer, error) {
+			at, id, err := decodeTimeCursor(c)
+			if err != nil {
+				return nil, err
+			}
+			n, err := strconv.ParseInt(id, 10, 64)
+			if err != nil || n < 1 {
+				return nil, errCursor()
+			}
+			return sq.Expr("("+col+", id) < (?, ?)", ts(at), n), nil
+		},
+		cursor: func(t T) string { return encodeTimeCursor(key(t)) },
+	}
+}
+
 // listPage returns the total of table's rows matching where and one page of
 // them, newest first: after pp.Cursor when given, else from pp.Offset. Run
 // it in a read transaction so that the count and the page agree.
 func listPage[T any](ctx context.Context, q queryer, table, columns string, where sq.And, pp paygate.PageParams,
 	ks keyset[T], scan func(scanner) (T, error)) (*paygate.Page[T], error) {
-	csql, cargs, err := qb.Select("count(*)").From(table).Where(where).ToSql()
+	// Exact up to paygate.ExactTotalLimit; past it SQLite has no estimate
+	// to offer, so the total says "more than the limit".
+	csql, cargs, err := qb.Select("count(*)").FromSelect(qb.Select("1").From(table).Where(where).Limit(paygate.ExactTotalLimit+1), "capped").ToSql()
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +88,7 @@ func listPage[T any](ctx context.Context, q queryer, table, columns string, wher
 	if err := q.QueryRowContext(ctx, csql, cargs...).Scan(&total); err != nil {
 		return nil, fmt.Errorf("store: count %s: %w", table, err)
 	}
+	estimated := total > paygate.ExactTotalLimit
 	sel := qb.Select(columns).From(table).Where(where).OrderBy(ks.order...).Limit(uint64(pp.Limit + 1))
 	if pp.Cursor != "" {
 		cond, err := ks.after(pp.Cursor)
@@ -89,7 +111,7 @@ func listPage[T any](ctx context.Context, q queryer, table, columns string, wher
 	if err != nil {
 		return nil, fmt.Errorf("store: list %s: %w", table, err)
 	}
-	page := &paygate.Page[T]{Items: items, Total: total, Limit: pp.Limit, Offset: pp.Offset}
+	page := &paygate.Page[T]{Items: items, Total: total, TotalEstimated: estimated, Limit: pp.Limit, Offset: pp.Offset}
 	if len(items) > pp.Limit {
 		page.Items = items[:pp.Limit]
 		c := ks.cursor(page.Items[pp.Limit-1])

@@ -357,13 +357,58 @@ func testSystemLogs(t *testing.T, s Store) {
 	if err != nil || rng.Total != 5 || rng.Items[0].DurationMs != 9 {
 		t.Fatalf("[from, to): %+v %v", rng, err)
 	}
+	// The list is in time order, whatever order the rows were written in.
+	late := paygate.SystemLog{Level: "warn", Source: "http", Message: "written late", CreatedAt: T0.Add(90 * time.Second)}
+	if err := s.InsertSystemLogs(ctx, []paygate.SystemLog{late}); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	f = paygate.SystemLogFilter{From: T0, To: T0.Add(3 * time.Minute), PageParams: paygate.PageParams{Limit: 2}}
+	for {
+		pg, err := s.ListSystemLogs(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range pg.Items {
+			order = append(order, fmt.Sprintf("%s@%s", l.Message, l.CreatedAt.Sub(T0)))
+		}
+		if pg.NextCursor == nil {
+			break
+		}
+		f.Cursor = *pg.NextCursor
+	}
+	if d := diff([]string{"request@2m0s", "written late@1m30s", "request@1m0s", "request@0s"}, order); d != "" {
+		t.Fatalf("time order across cursor pages: %s", d)
+	}
 	// Retention: rows before the cut go, the rest stay.
 	n, err := s.PurgeSystemLogs(ctx, T0.Add(12*time.Minute))
-	if err != nil || n != 12 {
+	if err != nil || n != 13 {
 		t.Fatalf("purge: %d %v", n, err)
 	}
 	left, _ := s.ListSystemLogs(ctx, paygate.SystemLogFilter{PageParams: paygate.PageParams{Limit: 50}})
 	if left.Total != 18 || left.Items[len(left.Items)-1].DurationMs != 12 {
 		t.Fatalf("after purge: %d left", left.Total)
+	}
+}
+
+// Totals are exact up to paygate.ExactTotalLimit; past it the store may
+// estimate, says so, and never reports less than the limit.
+func testTotalsCapped(t *testing.T, s Store) {
+	ctx := context.Background()
+	rows := make([]paygate.SystemLog, paygate.ExactTotalLimit+5)
+	for i := range rows {
+		rows[i] = paygate.SystemLog{Level: "info", Source: "http", Message: "r", CreatedAt: T0.Add(time.Duration(i) * time.Millisecond)}
+	}
+	rows[0].Level = "error"
+	if err := s.InsertSystemLogs(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	pg, err := s.ListSystemLogs(ctx, paygate.SystemLogFilter{PageParams: paygate.PageParams{Limit: 3}})
+	if err != nil || !pg.TotalEstimated || pg.Total <= paygate.ExactTotalLimit || len(pg.Items) != 3 {
+		t.Fatalf("past the limit: total %d, estimated %v, %v", pg.Total, pg.TotalEstimated, err)
+	}
+	one, err := s.ListSystemLogs(ctx, paygate.SystemLogFilter{Level: "error", PageParams: paygate.PageParams{Limit: 3}})
+	if err != nil || one.TotalEstimated || one.Total != 1 {
+		t.Fatalf("under the limit: total %d, estimated %v, %v", one.Total, one.TotalEstimated, err)
 	}
 }

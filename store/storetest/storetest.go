@@ -65,6 +65,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ListenCallbacksWakes", testListenCallbacks},
 		{"Idempotency", testIdempotency},
 		{"SystemLogs", testSystemLogs},
+		{"TotalsCapped", testTotalsCapped},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

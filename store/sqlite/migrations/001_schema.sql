@@ -1,4 +1,4 @@
--- The SQLite schema: the same tables as PostgreSQL migrations 001–007.
+-- The SQLite schema: the same tables and indexes as PostgreSQL migrations 001–009.
 -- Timestamps are TEXT in one fixed-width UTC form with microseconds
 -- (2006-01-02T15:04:05.000000Z), so text order is time order; JSON columns
 -- are TEXT; booleans are 0/1.
@@ -88,7 +88,8 @@ CREATE TABLE paygate_webhook_events (
 ) WITHOUT ROWID;
 CREATE INDEX paygate_events_received ON paygate_webhook_events (received_at DESC, id DESC);
 CREATE INDEX paygate_events_type ON paygate_webhook_events (type, received_at DESC, id DESC);
-CREATE INDEX paygate_events_status ON paygate_webhook_events (status, received_at DESC, id DESC);
+-- Nearly every event is processed: the status index only holds the others.
+CREATE INDEX paygate_events_status ON paygate_webhook_events (status, received_at DESC, id DESC) WHERE status <> 'processed';
 
 CREATE TABLE paygate_callbacks (
     id               TEXT PRIMARY KEY,
@@ -159,7 +160,9 @@ CREATE TABLE paygate_system_logs (
     fields      TEXT NOT NULL DEFAULT '{}',
     created_at  TEXT NOT NULL
 );
-CREATE INDEX paygate_logs_created ON paygate_system_logs (created_at);
-CREATE INDEX paygate_logs_level ON paygate_system_logs (level, id DESC) WHERE level <> 'info';
-CREATE INDEX paygate_logs_source ON paygate_system_logs (source, id DESC) WHERE source <> 'http';
+-- Newest first by time, the id as tie breaker; the rarer levels and sources
+-- have partial indexes in that order.
+CREATE INDEX paygate_logs_created ON paygate_system_logs (created_at DESC, id DESC);
+CREATE INDEX paygate_logs_level ON paygate_system_logs (level, created_at DESC, id DESC) WHERE level <> 'info';
+CREATE INDEX paygate_logs_source ON paygate_system_logs (source, created_at DESC, id DESC) WHERE source <> 'http';
 CREATE INDEX paygate_logs_request ON paygate_system_logs (request_id) WHERE request_id <> '';
