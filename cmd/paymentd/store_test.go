@@ -211,8 +211,8 @@ func TestRunEmbeddedDefaultThenMoveToPostgres(t *testing.T) {
 	}
 }
 
-// paymentd dev needs nothing installed: a throwaway SQLite file and
-// stripe-mock, removed on exit.
+// paymentd dev needs nothing installed: a throwaway SQLite file, removed on
+// exit, and the sandbox, whose webhooks reach it.
 func TestDevOnThrowawaySQLite(t *testing.T) {
 	t.Parallel()
 	addr := freeAddr(t)
@@ -228,6 +228,25 @@ func TestDevOnThrowawaySQLite(t *testing.T) {
 		t.Fatalf("create on dev: %v %v", err, resp)
 	}
 	resp.Body.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/api/webhooks/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var page struct {
+			Data struct{ Total int } `json:"data"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if page.Data.Total > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no sandbox webhook reached paymentd dev")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("dev: %v", err)
