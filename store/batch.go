@@ -263,7 +263,29 @@ func findIn(r paygate.PaymentRefs, byID map[string]*paygate.Payment, refs map[st
 
 // recordEach records the batch event by event, each under a savepoint: a
 // duplicate, a Stripe id clash or an apply error rolls back that event alone.
+// It first locks every payment the batch names, in id order, as
+// recordBatch does: locked event by event, in the batch's order, two
+// batches naming the same payments in different orders deadlock each other
+// on every retry (found by storetest's WebhookBatches).
 func recordEach(ctx context.Context, tx pgx.Tx, recs []*paygate.WebhookRecord) error {
+	var payIDs, stripeIDs []string
+	for _, r := range recs {
+		if r.Apply == nil {
+			continue
+		}
+		if r.Refs.PaymentID != "" {
+			payIDs = append(payIDs, r.Refs.PaymentID)
+		}
+		for _, id := range []string{r.Refs.PaymentLinkID, r.Refs.CheckoutSessionID, r.Refs.PaymentIntentID, r.Refs.ChargeID} {
+			if id != "" {
+				stripeIDs = append(stripeIDs, id)
+			}
+		}
+	}
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM paygate_payments p WHERE p.id = ANY(ARRAY(SELECT unnest($1::text[])
+		UNION SELECT r.payment_id FROM paygate_payment_refs r WHERE r.stripe_id = ANY($2))) ORDER BY p.id FOR UPDATE`, payIDs, stripeIDs); err != nil {
+		return err
+	}
 	for _, r := range recs {
 		r.Stored, r.Duplicate, r.Err = nil, false, nil
 		if _, err := tx.Exec(ctx, `SAVEPOINT paygate_event`); err != nil {

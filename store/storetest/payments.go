@@ -13,6 +13,9 @@ import (
 
 func testInsertGetUpdate(t *testing.T, s Store) {
 	ctx := context.Background()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
 	p := NewPayment("pay_a1", T0, func(p *paygate.Payment) { p.Description = "déjà vu ✓"; p.Livemode = true })
 	mustInsert(t, s, p)
 	got := mustGet(t, s, "pay_a1")

@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"WebhookEventOutcomes", testWebhookOutcomes},
 		{"WebhookEventStripeIDTaken", testWebhookStripeIDTaken},
 		{"ConcurrentDuplicateEvents", testConcurrentDuplicateEvents},
+		{"WebhookBatches", testWebhookBatches},
 		{"ListWebhookEvents", testListWebhookEvents},
 		{"CallbackLeaseAndFence", testCallbackLease},
 		{"CallbackRetryAndLog", testCallbackRetryAndLog},

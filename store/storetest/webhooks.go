@@ -271,3 +271,67 @@ func testListWebhookEvents(t *testing.T, s Store) {
 		t.Fatalf("last offset page: %+v %v", off, err)
 	}
 }
+
+// A store that records events in batches (paygate.WebhookBatchStore, the
+// gateway's group commit) keeps RecordWebhookEvent's guarantees: concurrent
+// batches holding the same event store it once, and a record that fails is
+// rolled back alone.
+func testWebhookBatches(t *testing.T, s Store) {
+	bs, ok := s.(paygate.WebhookBatchStore)
+	if !ok {
+		t.Log("the store has no RecordWebhookEvents: the gateway records events one by one")
+		return
+	}
+	ctx := context.Background()
+	for i := range 4 {
+		mustInsert(t, s, NewPayment(fmt.Sprintf("pay_wb%d", i), T0, func(p *paygate.Payment) { p.PaymentIntentID = fmt.Sprintf("pi_wb%d", i) }))
+	}
+	var wg sync.WaitGroup
+	var fresh, dups atomic.Int64
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var recs []*paygate.WebhookRecord
+			for i := range 4 {
+				k := (i + w) % 4 // batches meet the payments in different orders
+				id := fmt.Sprintf("evt_wb%d", k)
+				recs = append(recs, &paygate.WebhookRecord{Event: NewEvent(id, "payment_intent.succeeded", T0),
+					Refs: paygate.PaymentRefs{PaymentIntentID: fmt.Sprintf("pi_wb%d", k)}, Apply: succeed(id, T0)})
+			}
+			recs = append(recs, &paygate.WebhookRecord{Event: NewEvent(fmt.Sprintf("evt_wbfail%d", w), "payment_intent.succeeded", T0),
+				Refs: paygate.PaymentRefs{PaymentIntentID: "pi_wb0"}, Apply: func(*paygate.Payment) (paygate.EventOutcome, error) { return paygate.EventOutcome{}, errBoom }})
+			if err := bs.RecordWebhookEvents(ctx, recs); err != nil {
+				t.Errorf("batch %d: %v", w, err)
+				return
+			}
+			for _, r := range recs[:4] {
+				switch {
+				case r.Err != nil:
+					t.Errorf("batch %d, %s: %v", w, r.Event.ID, r.Err)
+				case r.Duplicate:
+					dups.Add(1)
+				default:
+					fresh.Add(1)
+				}
+			}
+			if !errors.Is(recs[4].Err, errBoom) {
+				t.Errorf("batch %d: the failing record: %v", w, recs[4].Err)
+			}
+		}()
+	}
+	wg.Wait()
+	if fresh.Load() != 4 || dups.Load() != 28 {
+		t.Fatalf("%d new, %d duplicates; want 4 and 28", fresh.Load(), dups.Load())
+	}
+	for i := range 4 {
+		ev, err := s.GetWebhookEvent(ctx, fmt.Sprintf("evt_wb%d", i))
+		h, _ := s.PaymentHistory(ctx, fmt.Sprintf("pay_wb%d", i))
+		if err != nil || ev.ReceivedCount != 8 || len(h) != 1 {
+			t.Fatalf("evt_wb%d: %v, receivedCount %v, %d history entries", i, err, ev, len(h))
+		}
+	}
+	if pg, _ := s.ListWebhookEvents(ctx, paygate.WebhookEventFilter{PageParams: paygate.PageParams{Limit: 50}}); pg.Total != 4 {
+		t.Fatalf("%d events stored, want 4 (failed records store nothing)", pg.Total)
+	}
+}
