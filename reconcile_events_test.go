@@ -17,7 +17,6 @@ import (
 
 	"github.com/numedapp/paygate"
 	"github.com/numedapp/paygate/internal/testenv"
-	"github.com/numedapp/paygate/store"
 )
 
 // eventsStripe is a fake Stripe for reconciliation: GET /v1/events lists
@@ -136,7 +135,7 @@ func (f *eventsStripe) listEvents(w http.ResponseWriter, r *http.Request) {
 
 // newReconcileEnv is a Gateway on the fake Stripe, with webhooks and (when
 // m is not nil) callbacks to m.
-func newReconcileEnv(t *testing.T, fake *eventsStripe, st *store.Store, m *merchant, opts ...envOpt) *env {
+func newReconcileEnv(t *testing.T, fake *eventsStripe, st testStore, m *merchant, opts ...envOpt) *env {
 	t.Helper()
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
@@ -149,10 +148,10 @@ func newReconcileEnvAt(t *testing.T, stripeURL string, m *merchant) *env {
 	return newReconcileEnvOn(t, stripeURL, nil, m)
 }
 
-func newReconcileEnvOn(t *testing.T, stripeURL string, st *store.Store, m *merchant, opts ...envOpt) *env {
+func newReconcileEnvOn(t *testing.T, stripeURL string, st testStore, m *merchant, opts ...envOpt) *env {
 	t.Helper()
 	if st == nil {
-		st = store.New(testenv.NewPool(t))
+		st, _ = newTestStore(t)
 	}
 	logs := &testenv.LockedBuffer{}
 	cfg := paygate.Config{Store: st, StripeSecretKey: "sk_test_123abc", StripeAPIBase: stripeURL, StripeMaxNetworkRetries: -1,

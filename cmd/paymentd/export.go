@@ -76,6 +76,7 @@ var tables = []table{
 		success:b status_code:i error:t error_class:t duration_ms:i response_body:t created_at:ts`)},
 	{name: "paygate_idempotency_keys", cols: cols(`scope:t key:t request_hash:by status:t response_status:i response_body:by
 		locked_at:ts created_at:ts expires_at:ts`)},
+	{name: "paygate_state", cols: cols(`key:t value:t updated_at:ts`)}, // reconciliation's cursors; leases are not copied
 	{name: "paygate_system_logs", identity: true, cols: cols(`id:i level:t source:t message:t request_id:t method:t path:t
 		status_code:i duration_ms:i fields:j created_at:ts`)},
 }

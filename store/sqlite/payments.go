@@ -390,15 +390,19 @@ func (s *Store) PaymentHistory(ctx context.Context, paymentID string) ([]paygate
 	return items, nil
 }
 
-// PaymentsToReconcile implements paygate.Store.
-func (s *Store) PaymentsToReconcile(ctx context.Context, createdSince, refundsBefore time.Time, limit int) ([]string, error) {
+// PaymentsToReconcile implements paygate.Store: oldest first, after the
+// payment after names (from the first when it names none).
+func (s *Store) PaymentsToReconcile(ctx context.Context, createdSince, refundsBefore time.Time, after string, limit int) ([]string, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id FROM (
 			SELECT id, created_at FROM paygate_payments
-			WHERE status IN ('pending', 'processing', 'failed') AND created_at >= ?
+			WHERE status IN ('pending', 'processing', 'failed') AND created_at >= ?1
 			UNION
 			SELECT p.id, p.created_at FROM paygate_refunds r JOIN paygate_payments p ON p.id = r.payment_id
-			WHERE r.status = 'pending' AND r.stripe_refund_id = '' AND r.created_at < ?
-		) ORDER BY created_at, id LIMIT ?`, ts(createdSince), ts(refundsBefore), limit)
+			WHERE r.status = 'pending' AND r.stripe_refund_id = '' AND r.created_at < ?2
+		)
+		WHERE NOT EXISTS (SELECT 1 FROM paygate_payments a WHERE a.id = ?4)
+			OR (created_at, id) > (SELECT a.created_at, a.id FROM paygate_payments a WHERE a.id = ?4)
+		ORDER BY created_at, id LIMIT ?3`, ts(createdSince), ts(refundsBefore), limit, after)
 	if err != nil {
 		return nil, fmt.Errorf("store: payments to reconcile: %w", err)
 	}

@@ -461,17 +461,17 @@ func testPaymentsToReconcile(t *testing.T, s Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, err := s.PaymentsToReconcile(ctx, T0.Add(-time.Hour), T0.Add(time.Minute), 10)
+	ids, err := s.PaymentsToReconcile(ctx, T0.Add(-time.Hour), T0.Add(time.Minute), "", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d := diff([]string{"pay_refund", "pay_pending", "pay_proc"}, ids); d != "" {
 		t.Fatalf("due: %s", d)
 	}
-	if ids, _ := s.PaymentsToReconcile(ctx, T0.Add(-time.Hour), T0, 10); len(ids) != 2 {
+	if ids, _ := s.PaymentsToReconcile(ctx, T0.Add(-time.Hour), T0, "", 10); len(ids) != 2 {
 		t.Fatalf("a refund reserved at refundsBefore is not due yet: %v", ids)
 	}
-	if ids, _ := s.PaymentsToReconcile(ctx, T0.Add(-time.Hour), T0.Add(time.Minute), 1); len(ids) != 1 || ids[0] != "pay_refund" {
+	if ids, _ := s.PaymentsToReconcile(ctx, T0.Add(-time.Hour), T0.Add(time.Minute), "", 1); len(ids) != 1 || ids[0] != "pay_refund" {
 		t.Fatalf("limit, oldest first: %v", ids)
 	}
 }

@@ -54,6 +54,8 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ConcurrentRefundsNeverOverRefund", testConcurrentRefunds},
 		{"TimestampsMicroseconds", testTimestamps},
 		{"PaymentsToReconcile", testPaymentsToReconcile},
+		{"PaymentsToReconcileKeyset", testPaymentsToReconcileKeyset},
+		{"StateAndLeases", testStateAndLeases},
 		{"WebhookEventOnce", testWebhookEventOnce},
 		{"WebhookEventOutcomes", testWebhookOutcomes},
 		{"WebhookEventStripeIDTaken", testWebhookStripeIDTaken},

@@ -1,4 +1,4 @@
--- The SQLite schema: the same tables and indexes as PostgreSQL migrations 001–009.
+-- The SQLite schema: the same tables and indexes as PostgreSQL migrations 001–010.
 -- Timestamps are TEXT in one fixed-width UTC form with microseconds
 -- (2006-01-02T15:04:05.000000Z), so text order is time order; JSON columns
 -- are TEXT; booleans are 0/1.
@@ -166,3 +166,16 @@ CREATE INDEX paygate_logs_created ON paygate_system_logs (created_at DESC, id DE
 CREATE INDEX paygate_logs_level ON paygate_system_logs (level, created_at DESC, id DESC) WHERE level <> 'info';
 CREATE INDEX paygate_logs_source ON paygate_system_logs (source, created_at DESC, id DESC) WHERE source <> 'http';
 CREATE INDEX paygate_logs_request ON paygate_system_logs (request_id) WHERE request_id <> '';
+
+-- Durable state of background work (reconciliation's cursors), and leases
+-- that let one holder at a time run a job.
+CREATE TABLE paygate_state (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE paygate_leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+) WITHOUT ROWID;

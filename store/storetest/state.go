@@ -1,4 +1,4 @@
-package store_test
+package storetest
 
 import (
 	"context"
@@ -8,16 +8,12 @@ import (
 	"time"
 
 	"github.com/numedapp/paygate"
-	"github.com/numedapp/paygate/internal/testenv"
-	"github.com/numedapp/paygate/store"
 )
 
 // The contract of GetState/SetState and TryLease/ReleaseLease (paygate's
-// stateStore), which every Store must meet.
-func TestStateAndLeases(t *testing.T) {
-	t.Parallel()
+// stateStore).
+func testStateAndLeases(t *testing.T, s Store) {
 	ctx := context.Background()
-	s := store.New(testenv.NewPool(t))
 
 	if v, err := s.GetState(ctx, "k"); err != nil || v != "" {
 		t.Fatalf("missing key: %q, %v", v, err)
@@ -81,21 +77,19 @@ func TestStateAndLeases(t *testing.T) {
 }
 
 // PaymentsToReconcile pages by (created_at, id) after a payment id.
-func TestPaymentsToReconcileKeyset(t *testing.T) {
-	t.Parallel()
+func testPaymentsToReconcileKeyset(t *testing.T, s Store) {
 	ctx := context.Background()
-	s := store.New(testenv.NewPool(t))
 	at := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
 	var want []string
 	for i := 0; i < 7; i++ {
 		id := fmt.Sprintf("pay_keyset%d", i)
-		p := newPayment(id, at.Add(time.Duration(i/3)*time.Second)) // three share each created_at
+		p := NewPayment(id, at.Add(time.Duration(i/3)*time.Second)) // three share each created_at
 		if err := s.InsertPayment(ctx, p); err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, id)
 	}
-	final := newPayment("pay_keysetfinal", at, func(p *paygate.Payment) { p.Status = paygate.StatusSucceeded })
+	final := NewPayment("pay_keysetfinal", at, func(p *paygate.Payment) { p.Status = paygate.StatusSucceeded })
 	if err := s.InsertPayment(ctx, final); err != nil {
 		t.Fatal(err)
 	}
