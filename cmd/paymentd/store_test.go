@@ -253,7 +253,7 @@ func TestDevOnThrowawaySQLite(t *testing.T) {
 	}
 	var path string
 	for _, line := range strings.Split(logs.String(), "\n") {
-		if strings.Contains(line, "paymentd listening") {
+		if strings.Contains(line, `"database opened"`) {
 			var l struct{ Database string }
 			_ = json.Unmarshal([]byte(line), &l)
 			path = l.Database
