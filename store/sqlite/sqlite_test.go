@@ -3,8 +3,12 @@ package sqlite_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
+
+	"github.com/numedapp/paygate"
 
 	"github.com/numedapp/paygate/store/sqlite"
 	"github.com/numedapp/paygate/store/storetest"
@@ -61,5 +65,79 @@ func TestMigrateAndPragmas(t *testing.T) {
 		if got := sqlite.Pragma(t, s, pragma); got != want {
 			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
 		}
+	}
+}
+
+// Writes that share a group commit fail alone: of concurrent inserts of the
+// same ids, one of each wins and the others get ErrConflict, and nothing of
+// a failed write stays.
+func TestGroupCommitFailsWritesAlone(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := map[string]int{}
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("pay_g%d", i%10)
+			err := s.InsertPayment(ctx, storetest.NewPayment(id, storetest.T0, func(p *paygate.Payment) {
+				p.PaymentIntentID = fmt.Sprintf("pi_g%d", i) // a ref row per attempt: must vanish with a failed insert
+			}))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won[id]++
+			case !errors.Is(err, paygate.ErrConflict):
+				t.Errorf("insert %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(won) != 10 {
+		t.Fatalf("%d ids stored, want 10", len(won))
+	}
+	refs := 0
+	for id, n := range won {
+		if n != 1 {
+			t.Fatalf("%s inserted %d times", id, n)
+		}
+		p, err := s.GetPayment(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.GetPaymentByStripeID(ctx, p.PaymentIntentID); err != nil || got.ID != id {
+			t.Fatalf("%s: its own ref: %v", id, err)
+		}
+	}
+	for i := 0; i < 40; i++ {
+		if _, err := s.GetPaymentByStripeID(ctx, fmt.Sprintf("pi_g%d", i)); err == nil {
+			refs++
+		}
+	}
+	if refs != 10 {
+		t.Fatalf("%d refs stored, want 10 (a failed insert left its refs)", refs)
+	}
+}
+
+// A canceled context before the write is queued stores nothing; Close
+// refuses later writes.
+func TestCanceledAndClosed(t *testing.T) {
+	s := newStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.InsertPayment(ctx, storetest.NewPayment("pay_c", storetest.T0)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled insert: %v", err)
+	}
+	if _, err := s.GetPayment(context.Background(), "pay_c"); !errors.Is(err, paygate.ErrNotFound) {
+		t.Fatalf("a canceled insert was stored: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertPayment(context.Background(), storetest.NewPayment("pay_d", storetest.T0)); err == nil {
+		t.Fatal("insert after Close succeeded")
 	}
 }
