@@ -33,8 +33,9 @@ func scanCallback(row scanner) (*paygate.Callback, error) {
 }
 
 // ClaimCallbacks leases up to limit due callbacks (pending, next attempt at
-// or before now, no live lease) to the caller until now+lease, counting the
-// attempt it is about to make. The write transaction makes concurrent
+// or before now, no live lease, no earlier callback of the same payment
+// still pending: a payment's callbacks go out one at a time, in sequence)
+// to the caller until now+lease, counting the attempt it is about to make. The write transaction makes concurrent
 // claimers take turns, so no callback is leased twice; a lease that expires
 // makes its callback due again.
 func (s *Store) ClaimCallbacks(ctx context.Context, limit int, lease time.Duration, now time.Time) ([]paygate.Callback, error) {
@@ -45,8 +46,10 @@ func (s *Store) ClaimCallbacks(ctx context.Context, limit int, lease time.Durati
 	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		rows, err := tx.QueryContext(ctx, `UPDATE paygate_callbacks SET lease_token = ?, lease_expires_at = ?,
 				attempts = attempts + 1, updated_at = ?
-			WHERE id IN (SELECT id FROM paygate_callbacks
+			WHERE id IN (SELECT id FROM paygate_callbacks p
 				WHERE status = 'pending' AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
+					AND NOT EXISTS (SELECT 1 FROM paygate_callbacks e
+						WHERE e.payment_id = p.payment_id AND e.sequence < p.sequence AND e.status = 'pending')
 				ORDER BY next_attempt_at, id LIMIT ?)
 			RETURNING `+callbackColumns, token, ts(now.Add(lease)), ts(now), ts(now), ts(now), limit)
 		if err != nil {

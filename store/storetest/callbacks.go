@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,7 +19,10 @@ import (
 
 func testCallbackLease(t *testing.T, s Store) {
 	ctx := context.Background()
-	ids := seedCallbacks(t, s, "pay_lease", "http://127.0.0.1:1/cb", 3, T0)
+	var ids []string // three payments, one callback each
+	for i := range 3 {
+		ids = append(ids, seedCallbacks(t, s, fmt.Sprintf("pay_lease%d", i), "http://127.0.0.1:1/cb", 1, T0)...)
+	}
 	if n, _ := s.CallbackQueueDepth(ctx); n != 3 {
 		t.Fatalf("depth %d", n)
 	}
@@ -87,16 +91,41 @@ func testCallbackRetryAndLog(t *testing.T, s Store) {
 	ctx := context.Background()
 	ids := seedCallbacks(t, s, "pay_log", "http://127.0.0.1:1/cb", 12, T0)
 	seedCallbacks(t, s, "pay_log2", "http://127.0.0.1:1/cb", 1, T0)
-	claimed, err := s.ClaimCallbacks(ctx, 100, time.Minute, T0)
-	if err != nil || len(claimed) != 13 {
-		t.Fatalf("claim: %d %v", len(claimed), err)
-	}
-	for i, c := range claimed {
-		c.Status = paygate.CallbackFailed
-		a := paygate.CallbackAttempt{URL: c.URL, Attempt: 1, Success: i%3 == 0, StatusCode: 410, CreatedAt: T0.Add(time.Duration(i) * time.Second)}
-		if _, err := s.RecordCallbackAttempt(ctx, &c, a); err != nil {
+	// A payment's callbacks go out one at a time, in sequence: each claim
+	// offers only the first pending callback of each payment.
+	var order []string
+	for round := 0; ; round++ {
+		claimed, err := s.ClaimCallbacks(ctx, 100, time.Minute, T0)
+		if err != nil {
 			t.Fatal(err)
 		}
+		if len(claimed) == 0 {
+			break
+		}
+		if want := map[bool]int{true: 2, false: 1}[round == 0]; len(claimed) != want {
+			t.Fatalf("round %d: %d claimed, want %d (one per payment)", round, len(claimed), want)
+		}
+		for _, c := range claimed {
+			i := len(order)
+			order = append(order, c.ID)
+			c.Status = paygate.CallbackFailed
+			a := paygate.CallbackAttempt{URL: c.URL, Attempt: 1, Success: i%3 == 0, StatusCode: 410, CreatedAt: T0.Add(time.Duration(i) * time.Second)}
+			if _, err := s.RecordCallbackAttempt(ctx, &c, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(order) != 13 || order[1] != "cb_log200000" {
+		t.Fatalf("claimed in this order: %v", order)
+	}
+	var seq []string
+	for _, id := range order {
+		if id != "cb_log200000" {
+			seq = append(seq, id)
+		}
+	}
+	if d := diff(ids, seq); d != "" {
+		t.Fatalf("pay_log's callbacks out of sequence: %s", d)
 	}
 	if n, _ := s.CallbackQueueDepth(ctx); n != 0 {
 		t.Fatalf("depth %d", n)
@@ -142,18 +171,27 @@ func testCallbackRetryAndLog(t *testing.T, s Store) {
 	}
 }
 
-// Two callback engines on one store deliver 300 callbacks, each exactly once.
+// Two callback engines on one store deliver 120 callbacks, each exactly
+// once, and one payment's callbacks in sequence.
 func testTwoEngines(t *testing.T, s Store) {
 	var mu sync.Mutex
 	got := map[string]int{}
+	var arrived []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		mu.Lock()
-		got[r.Header.Get("webhook-id")]++
+		id := r.Header.Get("webhook-id")
+		got[id]++
+		arrived = append(arrived, id)
 		mu.Unlock()
 	}))
 	defer srv.Close()
-	ids := seedCallbacks(t, s, "pay_two", srv.URL, 300, time.Now().Add(-time.Second))
+	var ids []string // 100 payments with one callback each, and one with 20 in sequence
+	for i := range 100 {
+		ids = append(ids, seedCallbacks(t, s, fmt.Sprintf("pay_two%d", i), srv.URL, 1, time.Now().Add(-time.Second))...)
+	}
+	inSeq := seedCallbacks(t, s, "pay_twoseq", srv.URL, 20, time.Now().Add(-time.Second))
+	ids = append(ids, inSeq...)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	engines := make([]*callback.Engine, 2)
@@ -193,6 +231,15 @@ func testTwoEngines(t *testing.T, s Store) {
 		if got[id] != 1 {
 			t.Fatalf("%s delivered %d times", id, got[id])
 		}
+	}
+	var seq []string
+	for _, id := range arrived {
+		if strings.HasPrefix(id, "cb_twoseq") {
+			seq = append(seq, id)
+		}
+	}
+	if d := diff(inSeq, seq); d != "" {
+		t.Fatalf("one payment's callbacks arrived out of sequence: %s", d)
 	}
 }
 
