@@ -2,6 +2,7 @@ package paygate_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -24,17 +25,35 @@ func withCallbacks(c *paygate.Config) { c.CallbackURL = "http://127.0.0.1:9/hook
 // callbacksOf returns every callback queued for a payment, in sequence order.
 func (e *env) callbacksOf(paymentID string) []paygate.Callback {
 	e.t.Helper()
-	rows, err := e.pool.Query(context.Background(), `SELECT id, action, sequence, payload FROM paygate_callbacks WHERE payment_id = $1 ORDER BY sequence`, paymentID)
-	if err != nil {
-		e.t.Fatal(err)
+	const query = `SELECT id, action, sequence, payload FROM paygate_callbacks WHERE payment_id = $1 ORDER BY sequence`
+	var rows interface {
+		Next() bool
+		Scan(dst ...any) error
+		Err() error
 	}
-	defer rows.Close()
+	if e.pool != nil {
+		r, err := e.pool.Query(context.Background(), query, paymentID)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		defer r.Close()
+		rows = r
+	} else { // the embedded store
+		r, err := e.store.(interface{ DB() *sql.DB }).DB().QueryContext(context.Background(), query, paymentID)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		defer r.Close()
+		rows = r
+	}
 	var out []paygate.Callback
 	for rows.Next() {
 		var c paygate.Callback
-		if err := rows.Scan(&c.ID, &c.Action, &c.Sequence, &c.Payload); err != nil {
+		var payload []byte
+		if err := rows.Scan(&c.ID, &c.Action, &c.Sequence, &payload); err != nil {
 			e.t.Fatal(err)
 		}
+		c.Payload = payload
 		c.PaymentID = paymentID
 		out = append(out, c)
 	}
@@ -373,8 +392,15 @@ func TestMoney08ClientSecretNotStored(t *testing.T) {
 		t.Fatalf("replay: %s", r.Raw)
 	}
 	var n int
-	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM paygate_idempotency_keys
-		WHERE convert_from(response_body, 'UTF8') LIKE '%_secret_%'`).Scan(&n); err != nil {
+	var err error
+	if e.pool != nil {
+		err = e.pool.QueryRow(context.Background(), `SELECT count(*) FROM paygate_idempotency_keys
+		WHERE convert_from(response_body, 'UTF8') LIKE '%_secret_%'`).Scan(&n)
+	} else { // the embedded store; GLOB, as its LIKE ignores case
+		err = e.store.(interface{ DB() *sql.DB }).DB().QueryRowContext(context.Background(), `SELECT count(*) FROM paygate_idempotency_keys
+		WHERE CAST(response_body AS TEXT) GLOB '*?secret?*'`).Scan(&n)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {
