@@ -78,9 +78,14 @@ func byTimeSeq[T any](col string, key func(T) (time.Time, string)) keyset[T] {
 // it in a read transaction so that the count and the page agree.
 func listPage[T any](ctx context.Context, q queryer, table, columns string, where sq.And, pp paygate.PageParams,
 	ks keyset[T], scan func(scanner) (T, error)) (*paygate.Page[T], error) {
-	// Exact up to paygate.ExactTotalLimit; past it SQLite has no estimate
-	// to offer, so the total says "more than the limit".
-	csql, cargs, err := qb.Select("count(*)").FromSelect(qb.Select("1").From(table).Where(where).Limit(paygate.ExactTotalLimit+1), "capped").ToSql()
+	// Exact; or, when the caller asked for an estimate, exact up to
+	// paygate.ExactTotalLimit, and past it SQLite has no estimate to offer
+	// but "more than the limit".
+	counted := qb.Select("count(*)").From(table).Where(where)
+	if pp.EstimateTotal {
+		counted = qb.Select("count(*)").FromSelect(qb.Select("1").From(table).Where(where).Limit(paygate.ExactTotalLimit+1), "capped")
+	}
+	csql, cargs, err := counted.ToSql()
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +93,7 @@ func listPage[T any](ctx context.Context, q queryer, table, columns string, wher
 	if err := q.QueryRowContext(ctx, csql, cargs...).Scan(&total); err != nil {
 		return nil, fmt.Errorf("store: count %s: %w", table, err)
 	}
-	estimated := total > paygate.ExactTotalLimit
+	estimated := pp.EstimateTotal && total > paygate.ExactTotalLimit
 	sel := qb.Select(columns).From(table).Where(where).OrderBy(ks.order...).Limit(uint64(pp.Limit + 1))
 	if pp.Cursor != "" {
 		cond, err := ks.after(pp.Cursor)

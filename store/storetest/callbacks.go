@@ -438,8 +438,9 @@ func testSystemLogs(t *testing.T, s Store) {
 	}
 }
 
-// Totals are exact up to paygate.ExactTotalLimit; past it the store may
-// estimate, says so, and never reports less than the limit.
+// Totals are exact; with PageParams.EstimateTotal they are exact up to
+// paygate.ExactTotalLimit, and past it the store may estimate, says so,
+// and never reports less than the limit.
 func testTotalsCapped(t *testing.T, s Store) {
 	ctx := context.Background()
 	rows := make([]paygate.SystemLog, paygate.ExactTotalLimit+5)
@@ -450,12 +451,16 @@ func testTotalsCapped(t *testing.T, s Store) {
 	if err := s.InsertSystemLogs(ctx, rows); err != nil {
 		t.Fatal(err)
 	}
-	pg, err := s.ListSystemLogs(ctx, paygate.SystemLogFilter{PageParams: paygate.PageParams{Limit: 3}})
-	if err != nil || !pg.TotalEstimated || pg.Total <= paygate.ExactTotalLimit || len(pg.Items) != 3 {
-		t.Fatalf("past the limit: total %d, estimated %v, %v", pg.Total, pg.TotalEstimated, err)
+	exact, err := s.ListSystemLogs(ctx, paygate.SystemLogFilter{PageParams: paygate.PageParams{Limit: 3}})
+	if err != nil || exact.TotalEstimated || exact.Total != len(rows) || len(exact.Items) != 3 {
+		t.Fatalf("exact by default: total %d, estimated %v, %v", exact.Total, exact.TotalEstimated, err)
 	}
-	one, err := s.ListSystemLogs(ctx, paygate.SystemLogFilter{Level: "error", PageParams: paygate.PageParams{Limit: 3}})
+	pg, err := s.ListSystemLogs(ctx, paygate.SystemLogFilter{PageParams: paygate.PageParams{Limit: 3, EstimateTotal: true}})
+	if err != nil || !pg.TotalEstimated || pg.Total <= paygate.ExactTotalLimit || len(pg.Items) != 3 {
+		t.Fatalf("estimate past the limit: total %d, estimated %v, %v", pg.Total, pg.TotalEstimated, err)
+	}
+	one, err := s.ListSystemLogs(ctx, paygate.SystemLogFilter{Level: "error", PageParams: paygate.PageParams{Limit: 3, EstimateTotal: true}})
 	if err != nil || one.TotalEstimated || one.Total != 1 {
-		t.Fatalf("under the limit: total %d, estimated %v, %v", one.Total, one.TotalEstimated, err)
+		t.Fatalf("estimate under the limit: total %d, estimated %v, %v", one.Total, one.TotalEstimated, err)
 	}
 }
