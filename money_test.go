@@ -512,12 +512,21 @@ func TestMoney02ReconcileFindsTheLaterAttempt(t *testing.T) {
 func TestListTotalEstimatedBeyondExactLimit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	if _, err := e.pool.Exec(context.Background(), `INSERT INTO paygate_payments (id, method, status, amount, currency, created_at, updated_at)
+	if e.pool == nil { // the embedded store
+		if _, err := e.store.(interface{ DB() *sql.DB }).DB().ExecContext(context.Background(), `WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ?)
+			INSERT INTO paygate_payments (id, method, status, amount, currency, created_at, updated_at)
+			SELECT 'pay_many' || n, 'intent', 'pending', 100, 'usd', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z' FROM g`,
+			paygate.ExactTotalLimit+50); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		if _, err := e.pool.Exec(context.Background(), `INSERT INTO paygate_payments (id, method, status, amount, currency, created_at, updated_at)
 		SELECT 'pay_many' || g, 'intent', 'pending', 100, 'usd', now(), now() FROM generate_series(1, $1) g`, paygate.ExactTotalLimit+50); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.pool.Exec(context.Background(), `ANALYZE paygate_payments`); err != nil {
-		t.Fatal(err)
+			t.Fatal(err)
+		}
+		if _, err := e.pool.Exec(context.Background(), `ANALYZE paygate_payments`); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var page struct {
 		Total          int  `json:"total"`
