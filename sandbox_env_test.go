@@ -21,9 +21,7 @@ import (
 
 	"github.com/numedapp/paygate"
 	"github.com/numedapp/paygate/callback"
-	"github.com/numedapp/paygate/internal/testenv"
 	"github.com/numedapp/paygate/sandbox"
-	"github.com/numedapp/paygate/store"
 )
 
 // The harness of the sandbox tests: paygate's HTTP API on a throwaway
@@ -116,8 +114,7 @@ func newSBEnv(t testing.TB, o sbOpts) *sbEnv {
 	m.srv = httptest.NewServer(http.HandlerFunc(m.serve))
 	t.Cleanup(m.srv.Close)
 
-	pool := testenv.NewPool(t)
-	st := store.New(pool)
+	st, pool := newTestStore(t)
 	auth, err := paygate.BearerKeys(testAPIKey)
 	if err != nil {
 		t.Fatal(err)
