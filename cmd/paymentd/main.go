@@ -298,7 +298,14 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := sb.SetWebhook("http://"+net.JoinHostPort(host, port)+paygate.WebhookPath, ""); err != nil {
 		return err
 	}
+	rcv, err := startDevReceiver()
+	if err != nil {
+		return err
+	}
+	defer rcv.close()
 	env := map[string]string{
+		"CALLBACK_URL":              rcv.url + "/callbacks",
+		"CALLBACK_SECRET":           rcv.secret,
 		"PAYMENTD_ADDR":             addr,
 		"DATABASE_URL":              "sqlite:" + filepath.Join(dir, "paymentd.db"),
 		"STRIPE_SECRET_KEY":         "sk_test_paymentdDev",
@@ -307,13 +314,26 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		"PAYMENTD_INSECURE_NO_AUTH": "1",
 		"STRIPE_WEBHOOK_SECRET":     sb.WebhookSecret(),
 	}
+	ownCallbacks := getenv("CALLBACK_URL") != ""
 	devenv := func(k string) string {
+		if (k == "CALLBACK_URL" || k == "CALLBACK_SECRET") && ownCallbacks {
+			return getenv(k) // the developer's own receiver
+		}
 		if v, ok := env[k]; ok && (getenv(k) == "" || k == "STRIPE_API_BASE" || k == "STRIPE_WEBHOOK_SECRET") {
 			return v
 		}
 		return getenv(k)
 	}
-	fmt.Fprintf(stderr, "paymentd dev: database %s, Stripe played by the sandbox at %s (dashboard %s/_sandbox/dashboard), authentication off\n",
-		devenv("DATABASE_URL"), sb.URL(), sb.URL())
+	base := "http://" + net.JoinHostPort(map[bool]string{true: "localhost", false: host}[host == "127.0.0.1"], port)
+	callbacksAt := rcv.url + "/"
+	if ownCallbacks {
+		callbacksAt = getenv("CALLBACK_URL") + " (yours)"
+	}
+	fmt.Fprintf(stderr, `paymentd dev: database %s, Stripe played by the sandbox, authentication off. Nothing here is real.
+  docs and a test payment   %s/docs#test-payment   (pay with 4242 4242 4242 4242; 4000 0000 0000 0002 declines)
+  or make a link            curl -X POST %s/api/payments/generate-url -d '{"amount": "19.99"}'   and open its paymentUrl
+  the sandbox's dashboard   %s/_sandbox/dashboard   (refund, dispute, settle, advance the clock)
+  callbacks received        %s
+`, devenv("DATABASE_URL"), base, base, sb.URL(), callbacksAt)
 	return run(ctx, append([]string{"serve"}, args...), devenv, stdout, stderr)
 }

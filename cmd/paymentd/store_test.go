@@ -227,7 +227,66 @@ func TestDevOnThrowawaySQLite(t *testing.T) {
 	if err != nil || resp.StatusCode != 201 {
 		t.Fatalf("create on dev: %v %v", err, resp)
 	}
+	var created struct {
+		Data struct{ PaymentIntentID string } `json:"data"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&created)
 	resp.Body.Close()
+	// dev says where things are: the sandbox and the callbacks it receives.
+	urlAfter := func(label string) string {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if f := strings.Fields(line); strings.Contains(line, label) && len(f) > 0 {
+				for _, w := range f {
+					if strings.HasPrefix(w, "http://") {
+						return w
+					}
+				}
+			}
+		}
+		t.Fatalf("dev did not print %q:\n%s", label, logs.String())
+		return ""
+	}
+	sandboxURL := strings.TrimSuffix(urlAfter("sandbox's dashboard"), "/_sandbox/dashboard")
+	callbacksURL := urlAfter("callbacks received")
+	// The customer pays on the sandbox (the Payment Element stand-in's call).
+	req, _ := http.NewRequest("POST", sandboxURL+"/v1/payment_intents/"+created.Data.PaymentIntentID+"/confirm",
+		strings.NewReader("payment_method=pm_card_visa"))
+	req.Header.Set("Authorization", "Bearer sk_test_paymentdDev")
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("confirm on the sandbox: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
+	// Its callback reaches dev's own receiver, verified.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		resp, err := http.Get(callbacksURL + "callbacks.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []struct{ Action, Verified string }
+		_ = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if len(got) > 0 && got[0].Verified != "" {
+			t.Fatalf("dev's receiver refused a callback: %+v", got[0])
+		}
+		if len(got) > 0 && got[0].Action == "payment_succeeded" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no payment_succeeded callback at dev's receiver: %+v", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if resp, err := http.Get(callbacksURL); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the callbacks page: %v %v", err, resp)
+	} else {
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(page), "payment_succeeded") || !strings.Contains(string(page), "✔ verified") {
+			t.Fatalf("the callbacks page does not show it:\n%s", page)
+		}
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/api/webhooks/events")
