@@ -72,6 +72,11 @@ type Config struct {
 	// PollInterval is how often an idle worker looks for due callbacks.
 	// Default 1 s.
 	PollInterval time.Duration
+	// WakeDelay is how long a worker woken by Wake waits before it claims,
+	// so that callbacks queued close together are claimed, sent and
+	// recorded together (one claim and one record transaction for many).
+	// Default 20 ms; a negative value claims at once.
+	WakeDelay time.Duration
 	// Lease is how long a claimed callback belongs to its worker. Default
 	// Timeout + 3 s; it must exceed Timeout. A worker claims a callback
 	// just before sending it and records the result right after, so the
@@ -140,6 +145,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
 	}
+	if cfg.WakeDelay == 0 {
+		cfg.WakeDelay = 20 * time.Millisecond
+	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = cfg.Timeout + 3*time.Second
 	}
@@ -173,8 +181,8 @@ func New(cfg Config) (*Engine, error) {
 }
 
 // claimBatch is how many due callbacks a worker claims in one query; they
-// are sent at once, each within its lease.
-const claimBatch = 8
+// are sent at once, each within its lease, and recorded together.
+const claimBatch = 32
 
 // Lease is how long this engine's workers hold a claimed callback.
 func (e *Engine) Lease() time.Duration { return e.cfg.Lease }
@@ -211,13 +219,16 @@ func (e *Engine) work(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			e.log.LogAttrs(ctx, slog.LevelError, "callback: claim failed", slog.String("error", err.Error()))
 		}
-		if n > 0 {
-			if ctx.Err() != nil {
-				return
-			}
-			continue
+		if ctx.Err() != nil {
+			return
+		}
+		if n == claimBatch {
+			continue // more may be due: claim again now
 		}
 		poll := e.cfg.PollInterval
+		if n > 0 && e.cfg.WakeDelay > 0 {
+			poll = e.cfg.WakeDelay // a short batch: look again soon, for what gathered meanwhile
+		}
 		if w := e.brk.wait(e.cfg.Now()); w > poll {
 			poll = w // the receiver is down: nothing to do until the probe
 		}
@@ -226,6 +237,13 @@ func (e *Engine) work(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-e.wake:
+			if d := e.cfg.WakeDelay; d > 0 {
+				select { // let the callbacks queued around now gather
+				case <-ctx.Done():
+					return
+				case <-time.After(d):
+				}
+			}
 		case <-timer.C:
 		}
 	}

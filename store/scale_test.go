@@ -189,6 +189,10 @@ func listCases() []listCase {
 		{"callbacks/success", func(ctx context.Context, s *store.Store, pp paygate.PageParams) (int, *string, error) {
 			return pageOf(s.ListCallbackAttempts(ctx, paygate.CallbackFilter{Success: &no, PageParams: pp}))
 		}},
+		{"callbacks/success=true", func(ctx context.Context, s *store.Store, pp paygate.PageParams) (int, *string, error) {
+			yes := true
+			return pageOf(s.ListCallbackAttempts(ctx, paygate.CallbackFilter{Success: &yes, PageParams: pp}))
+		}},
 		{"callbacks/paymentId", func(ctx context.Context, s *store.Store, pp paygate.PageParams) (int, *string, error) {
 			return pageOf(s.ListCallbackAttempts(ctx, paygate.CallbackFilter{PaymentID: "pay_s000000042", PageParams: pp}))
 		}},

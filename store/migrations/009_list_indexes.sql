@@ -19,3 +19,11 @@ CREATE INDEX paygate_events_status ON paygate_webhook_events (status, received_a
 -- updated_at; a callback's lease) stay on their page (HOT): no index entry.
 ALTER TABLE paygate_payments SET (fillfactor = 85);
 ALTER TABLE paygate_callbacks SET (fillfactor = 80);
+
+-- Callback attempts: nobody looks attempts up by callback (the foreign key
+-- is never checked the other way: callbacks are not deleted), and the
+-- success filter is for finding failures: two index entries less for every
+-- attempt recorded.
+DROP INDEX paygate_attempts_callback;
+DROP INDEX paygate_attempts_success;
+CREATE INDEX paygate_attempts_failed ON paygate_callback_attempts (id DESC) WHERE NOT success;

@@ -50,6 +50,7 @@ func main() {
 	ops := flag.Bool("ops", true, "system logs and metrics on, as in paymentd")
 	durable := flag.Bool("durable", false, "run the throwaway PostgreSQL with fsync, full_page_writes and synchronous_commit on")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (server and senders) here")
+	callbacks := flag.Bool("callbacks", false, "run the Gateway (Run) with callbacks to a receiver in this process that answers 204, as paymentd under perf/compare")
 	batching := flag.String("batching", "on", "group commit of webhooks: on, off, or both (each level run both ways, interleaved)")
 	dbStats := flag.Bool("dbstats", true, "print what each event cost the database: commits, WAL bytes, rows and index entries written, statements (pg_stat_statements)")
 	storeKind := flag.String("store", "postgres", "postgres or sqlite (a throwaway file, synchronous=FULL unless -sqlite-sync)")
@@ -139,11 +140,28 @@ func main() {
 		log.Fatal("-workload must be webhook or create")
 	}
 	newGateway := func(batch bool) *paygate.Gateway {
-		gw, err := paygate.New(paygate.Config{Store: st, InsecureNoAuth: true, WebhookSecrets: []string{secret},
+		cfg := paygate.Config{Store: st, InsecureNoAuth: true, WebhookSecrets: []string{secret},
 			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), SystemLogs: *ops, Metrics: *ops, NoWebhookBatching: !batch,
-			StripeSecretKey: stripeKey, StripeAPIBase: stripeBase})
+			StripeSecretKey: stripeKey, StripeAPIBase: stripeBase}
+		if *callbacks {
+			rcv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.WriteHeader(http.StatusNoContent)
+			})}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				log.Fatal(err)
+			}
+			go rcv.Serve(ln)
+			cfg.CallbackURL = "http://" + ln.Addr().String() + "/callbacks"
+			cfg.CallbackSecrets = []string{"whsec_c2VjcmV0LWtleS1mb3ItcGF5Z2F0ZS10ZXN0cy0xMjM0NTY="}
+		}
+		gw, err := paygate.New(cfg)
 		if err != nil {
 			log.Fatal(err)
+		}
+		if *callbacks {
+			go gw.Run(context.Background())
 		}
 		return gw
 	}
