@@ -65,7 +65,7 @@ Environment (flags override; [s]erve, [m]igrate, [r]econcile: who reads it):
   PAYMENTD_RECONCILE_INTERVAL how often serve reconciles (15m; 0: never)        s
   PAYMENTD_LOG_FORMAT         text or json (text on a terminal, else json);
                               flag -log-format                                  s m r
-  GOMEMLIMIT                  Go's soft memory limit (14MiB; off: Go's own)     s m r
+  GOMEMLIMIT                  Go's soft memory limit (20MiB; off: Go's own)     s m r
 `
 
 // errHelp is returned by loadConfig when usage was asked for.

@@ -11,7 +11,7 @@ import (
 // process stays small under load (paymentd's live heap is a few MB: pool
 // connections, the system log buffer, requests in flight). GOMEMLIMIT
 // overrides it; GOMEMLIMIT=off leaves the runtime's default.
-const defaultMemoryLimit = 14 << 20
+const defaultMemoryLimit = 20 << 20
 
 func init() {
 	if os.Getenv("GOMEMLIMIT") == "" && !testing.Testing() {
