@@ -9,14 +9,11 @@ package store
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	sq "github.com/Masterminds/squirrel"
@@ -25,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/numedapp/paygate"
+	"github.com/numedapp/paygate/store/internal/cursor"
 )
 
 // Store implements paygate.Store on PostgreSQL.
@@ -433,47 +431,14 @@ func (s *Store) Ping(ctx context.Context) error {
 	return err
 }
 
-// Cursors are opaque to clients: base64url of the last item's sort key.
-
-func encodeTimeCursor(t time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id))
-}
-
-// cursorIDPattern is what the ids in cursors look like (pay_…, evt_…).
-var cursorIDPattern = regexp.MustCompile(`^[0-9A-Za-z_]{1,255}$`)
-
-func errCursor() error {
-	return &paygate.Error{Code: paygate.CodeInvalid, Param: "cursor", Message: "cursor is malformed; pass a nextCursor from a previous page"}
-}
-
-func decodeTimeCursor(c string) (time.Time, string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return time.Time{}, "", errCursor()
-	}
-	ts, id, ok := strings.Cut(string(b), "|")
-	t, err := time.Parse(time.RFC3339Nano, ts)
-	if !ok || err != nil || !cursorIDPattern.MatchString(id) {
-		return time.Time{}, "", errCursor()
-	}
-	return t, id, nil
-}
-
-func encodeIDCursor(id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("h|" + id))
-}
-
-func decodeIDCursor(c string) (int64, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || !strings.HasPrefix(string(b), "h|") {
-		return 0, errCursor()
-	}
-	id, err := strconv.ParseInt(string(b[2:]), 10, 64)
-	if err != nil || id < 1 {
-		return 0, errCursor()
-	}
-	return id, nil
-}
+// Cursors are opaque to clients (store/internal/cursor, shared by both stores).
+var (
+	encodeTimeCursor = cursor.EncodeTime
+	decodeTimeCursor = cursor.DecodeTime
+	encodeIDCursor   = cursor.EncodeID
+	decodeIDCursor   = cursor.DecodeID
+	errCursor        = cursor.Malformed
+)
 
 // PaymentsToReconcile implements paygate.Store.
 func (s *Store) PaymentsToReconcile(ctx context.Context, createdSince, refundsBefore time.Time, after string, limit int) ([]string, error) {

@@ -3,16 +3,14 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"fmt"
-	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	sq "github.com/Masterminds/squirrel"
 
 	"github.com/numedapp/paygate"
+	"github.com/numedapp/paygate/store/internal/cursor"
 )
 
 // keyset is how a list pages by cursor: its order (newest first), the
@@ -127,44 +125,11 @@ func listPage[T any](ctx context.Context, q queryer, table, columns string, wher
 
 var _ queryer = (*sql.Tx)(nil)
 
-// Cursors are opaque to clients: base64url of the last item's sort key.
-
-func encodeTimeCursor(t time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id))
-}
-
-// cursorIDPattern is what the ids in cursors look like (pay_…, evt_…).
-var cursorIDPattern = regexp.MustCompile(`^[0-9A-Za-z_]{1,255}$`)
-
-func errCursor() error {
-	return &paygate.Error{Code: paygate.CodeInvalid, Param: "cursor", Message: "cursor is malformed; pass a nextCursor from a previous page"}
-}
-
-func decodeTimeCursor(c string) (time.Time, string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return time.Time{}, "", errCursor()
-	}
-	tstr, id, ok := strings.Cut(string(b), "|")
-	t, err := time.Parse(time.RFC3339Nano, tstr)
-	if !ok || err != nil || !cursorIDPattern.MatchString(id) {
-		return time.Time{}, "", errCursor()
-	}
-	return t, id, nil
-}
-
-func encodeIDCursor(id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("h|" + id))
-}
-
-func decodeIDCursor(c string) (int64, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || !strings.HasPrefix(string(b), "h|") {
-		return 0, errCursor()
-	}
-	id, err := strconv.ParseInt(string(b[2:]), 10, 64)
-	if err != nil || id < 1 {
-		return 0, errCursor()
-	}
-	return id, nil
-}
+// Cursors are opaque to clients (store/internal/cursor, shared by both stores).
+var (
+	encodeTimeCursor = cursor.EncodeTime
+	decodeTimeCursor = cursor.DecodeTime
+	encodeIDCursor   = cursor.EncodeID
+	decodeIDCursor   = cursor.DecodeID
+	errCursor        = cursor.Malformed
+)
