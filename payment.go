@@ -86,9 +86,6 @@ const (
 // counts reports whether the refund's amount counts as refunded.
 func (s RefundStatus) counts() bool { return s == RefundPending || s == RefundSucceeded }
 
-// final reports whether the status can no longer change.
-func (s RefundStatus) final() bool { return s != RefundPending }
-
 // Payment is this service's record of one attempt to be paid.
 type Payment struct {
 	ID             string `json:"id"`

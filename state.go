@@ -444,8 +444,7 @@ func applyEvent(p *Payment, e eventObject, source string, now time.Time) []Histo
 	var sessionCompleted string // a session that completed with this event
 
 	switch e.typ {
-	case "payment_intent.succeeded", "payment_intent.processing", "payment_intent.canceled", "payment_intent.payment_failed",
-		"payment_intent.requires_action", "payment_intent.created":
+	case "payment_intent.succeeded", "payment_intent.processing", "payment_intent.canceled", "payment_intent.payment_failed":
 		a := p.attempt(o.ID, "")
 		if o.Created > 0 && a.Created != o.Created {
 			a.Created, changed = o.Created, true
@@ -497,7 +496,7 @@ func applyEvent(p *Payment, e eventObject, source string, now time.Time) []Histo
 			p.CustomerEmail, changed = o.CustomerDetails.Email, true
 		}
 
-	case "charge.refunded", "charge.succeeded", "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
+	case "charge.refunded", "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
 		"charge.refund.updated", "refund.created", "refund.updated", "refund.failed":
 		// Each of these implies the charge it names succeeded.
 		chargeID, pi := o.ID, string(o.PaymentIntent)

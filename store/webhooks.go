@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"time"
 
 	sq "github.com/Masterminds/squirrel"
@@ -155,7 +157,7 @@ func sameRow(a, b *paygate.Payment) bool {
 		a.CheckoutSessionID == b.CheckoutSessionID && a.PaymentIntentID == b.PaymentIntentID && a.ChargeID == b.ChargeID &&
 		a.Livemode == b.Livemode && a.UpdatedAt.Equal(b.UpdatedAt) && a.CustomerEmail == b.CustomerEmail &&
 		a.CallbackSeq == b.CallbackSeq && a.StripeRefundedAt.Equal(b.StripeRefundedAt) &&
-		jsonText(a.Attempts) == jsonText(b.Attempts) && jsonText(a.Disputes) == jsonText(b.Disputes)
+		reflect.DeepEqual(a.Attempts, b.Attempts) && slices.Equal(a.Disputes, b.Disputes)
 }
 
 func refundsChanged(before map[string]paygate.Refund, p *paygate.Payment) bool {
