@@ -87,7 +87,10 @@ type Config struct {
 	Lease time.Duration
 	// HTTPClient sends the callbacks. Default: a client that never follows
 	// redirects. If set, its CheckRedirect is replaced so that redirects are
-	// never followed.
+	// never followed. Without a Transport of its own, the engine uses a copy
+	// of http.DefaultTransport that keeps as many idle connections per host
+	// as it may have callbacks in flight (Workers × 32), so that sends reuse
+	// connections.
 	HTTPClient *http.Client
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -166,6 +169,16 @@ func New(cfg Config) (*Engine, error) {
 		client = &c
 	}
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if client.Transport == nil {
+		// http.DefaultTransport keeps 2 idle connections per host, and a
+		// worker sends up to claimBatch callbacks at once: every send past
+		// the second dialed a new connection and closed it afterwards.
+		// Keep as many as the engine may have in flight.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = cfg.Workers * claimBatch
+		t.MaxIdleConns = t.MaxIdleConnsPerHost
+		client.Transport = t
+	}
 	e := &Engine{cfg: cfg, signer: signer, client: client, log: cfg.Logger, wake: make(chan struct{}, 1)}
 	if cfg.BreakerThreshold == 0 {
 		cfg.BreakerThreshold = 10

@@ -15,30 +15,31 @@ import (
 // RecordWebhookEvents implements paygate.WebhookBatchStore: every record in
 // one transaction, so the batch shares one commit (one WAL flush).
 //
-// The usual way takes three round trips for the whole batch, whatever its
-// size: (1) lock every payment the events name, in id order, read their
-// refunds, the Stripe ids that name them and which events are stored
-// already; (2) apply the events in memory and send every write; (3) commit.
-// A resend is known from (1): a concurrent delivery of the same event that
-// could change a payment needs that payment's lock, so it either committed
-// before (1) or waits for this commit.
+// The usual way takes two round trips for the whole batch, whatever its
+// size: (1) BEGIN, lock every payment the events name, in id order, read
+// their refunds and the Stripe ids that name them; (2) apply the events in
+// memory, send every write and COMMIT, pipelined. A resend is found by the
+// event's primary key when it is inserted: the insert fails, PostgreSQL
+// skips the rest of the pipeline (the COMMIT with it), and the batch goes
+// the event-by-event way, which counts the resend. There is no separate
+// "stored already?" read: a read of a table that grows from empty can be
+// planned once, while it is tiny, as a sequential scan and then kept (a
+// cached generic plan); that read cost 0.2–0.6 ms per event.
 //
-// If anything in (2) fails — a Stripe id that names another payment, an
-// event that another transaction stored meanwhile, any database error — the
-// batch is rolled back and recorded again one event at a time, each under a
-// savepoint, so that a failing event fails alone. A deadlock or
-// serialization failure retries the batch.
+// If anything in (2) fails — a resend, a Stripe id that names another
+// payment, any database error — the batch is rolled back and recorded
+// again one event at a time, each under a savepoint, so that a failing
+// event fails alone. A deadlock or serialization failure retries the batch.
 func (s *Store) RecordWebhookEvents(ctx context.Context, recs []*paygate.WebhookRecord) error {
 	// Events are applied in the order they arrived: an event may find its
 	// payment only by an id an earlier one taught it. The usual way locks
 	// every payment in one statement, in id order; the event-by-event way
 	// may deadlock with another batch, and is then retried.
-	order := recs
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return recordBatch(ctx, tx, order) })
+		err = s.recordPipelined(ctx, recs)
 		if errors.Is(err, errSlowPath) {
-			err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return recordEach(ctx, tx, order) })
+			err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return recordEach(ctx, tx, recs) })
 		}
 		if !retryable(err) {
 			break
@@ -53,6 +54,25 @@ func (s *Store) RecordWebhookEvents(ctx context.Context, recs []*paygate.Webhook
 // errSlowPath sends a batch to recordEach.
 var errSlowPath = errors.New("store: record the batch event by event")
 
+// recordPipelined runs recordBatch on one connection, its transaction
+// opened and committed inside its two pipelines, and rolls back whatever
+// is left open if it fails.
+func (s *Store) recordPipelined(ctx context.Context, recs []*paygate.WebhookRecord) error {
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	err = recordBatch(ctx, c.Conn(), recs)
+	if err != nil && c.Conn().PgConn().TxStatus() != 'I' {
+		if _, rerr := c.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+			// The pool closes a connection returned mid-transaction.
+			return errors.Join(err, rerr)
+		}
+	}
+	return err
+}
+
 // touched is a payment of the batch as it was locked, and what the batch's
 // events wrote to its history.
 type touched struct {
@@ -63,12 +83,18 @@ type touched struct {
 	hist      []paygate.HistoryEntry
 }
 
-// recordBatch is the usual way (see RecordWebhookEvents).
-func recordBatch(ctx context.Context, tx pgx.Tx, recs []*paygate.WebhookRecord) error {
-	var payIDs, stripeIDs, eventIDs []string
+// recordBatch is the usual way (see RecordWebhookEvents). It opens the
+// transaction in its first pipeline and commits it at the end of its
+// second; on an error the caller rolls back.
+func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRecord) error {
+	var payIDs, stripeIDs []string
+	seen := make(map[string]bool, len(recs))
 	for _, r := range recs {
 		r.Stored, r.Duplicate, r.Err = nil, false, nil
-		eventIDs = append(eventIDs, r.Event.ID)
+		if seen[r.Event.ID] {
+			return errSlowPath // a resend within the batch: counted there
+		}
+		seen[r.Event.ID] = true
 		if r.Apply == nil {
 			continue
 		}
@@ -87,13 +113,17 @@ func recordBatch(ctx context.Context, tx pgx.Tx, recs []*paygate.WebhookRecord) 
 	// by their primary key.
 	const named = `p.id = ANY(ARRAY(SELECT unnest($1::text[]) UNION SELECT r.payment_id FROM paygate_payment_refs r WHERE r.stripe_id = ANY($2)))`
 	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
 	b.Queue(`SELECT `+paymentColumns+` FROM paygate_payments p WHERE `+named+` ORDER BY p.id FOR UPDATE`, payIDs, stripeIDs)
 	// Statements after the lock see every refund committed before it.
 	b.Queue(`SELECT id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at FROM paygate_refunds p
 		WHERE `+strings.Replace(named, "p.id = ANY", "p.payment_id = ANY", 1)+` ORDER BY created_at, id`, payIDs, stripeIDs)
 	b.Queue(`SELECT stripe_id, payment_id FROM paygate_payment_refs WHERE stripe_id = ANY($1)`, stripeIDs)
-	b.Queue(`SELECT id FROM paygate_webhook_events WHERE id = ANY($1)`, eventIDs)
-	br := tx.SendBatch(ctx, b)
+	br := conn.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return err
+	}
 	payments := map[string]*touched{}
 	rows, err := br.Query()
 	if err != nil {
@@ -127,31 +157,15 @@ func recordBatch(ctx context.Context, tx pgx.Tx, recs []*paygate.WebhookRecord) 
 		br.Close()
 		return err
 	}
-	stored := map[string]bool{}
-	if rows, err = br.Query(); err != nil {
-		br.Close()
-		return err
-	}
-	if _, err := pgx.ForEachRow(rows, []any{&sid}, func() error { stored[sid] = true; return nil }); err != nil {
-		br.Close()
-		return err
-	}
 	if err := br.Close(); err != nil {
 		return err
 	}
 
-	// (2) Apply in memory, then send every write.
+	// (2) Apply in memory, then send every write and the commit.
 	w := &pgx.Batch{}
-	var inserted, resent []*paygate.WebhookRecord
 	var order []*touched
 	for _, r := range recs {
 		ev := r.Event
-		if stored[ev.ID] {
-			r.Duplicate = true
-			resent = append(resent, r)
-			continue
-		}
-		stored[ev.ID] = true // a second copy in this batch is a resend
 		status, errMsg, paymentID := ev.Status, ev.Error, ""
 		if status == "" {
 			status = paygate.EventIgnored
@@ -184,53 +198,39 @@ func recordBatch(ctx context.Context, tx pgx.Tx, recs []*paygate.WebhookRecord) 
 		o := *ev
 		o.Status, o.Error, o.PaymentID, o.ReceivedCount, o.ProcessedAt, o.Payload = status, errMsg, paymentID, 1, &o.ReceivedAt, nil
 		r.Stored = &o
-		inserted = append(inserted, r)
+		// No ON CONFLICT: a resend must fail the pipeline before its COMMIT.
 		w.Queue(`INSERT INTO paygate_webhook_events (id, type, api_version, livemode, status, error, payment_id,
 			created_at, received_at, processed_at, payload)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			ev.ID, ev.Type, ev.APIVersion, ev.Livemode, status, errMsg, paymentID, ev.CreatedAt, ev.ReceivedAt, ev.ReceivedAt, string(ev.Payload))
 	}
+	notify := false
 	for _, t := range order {
 		if len(t.hist) > 0 || !sameRow(&t.beforeRow, t.p) || refundsChanged(t.before, t.p) {
-			queueSave(w, t.p, t.before, t.beforeIDs, t.hist)
+			notify = queueSave(w, t.p, t.before, t.beforeIDs, t.hist) || notify
 		}
 	}
-	for _, r := range resent {
-		w.Queue(`UPDATE paygate_webhook_events SET received_count = received_count + 1 WHERE id = $1 RETURNING `+eventColumns, r.Event.ID)
+	if notify {
+		queueNotify(w)
 	}
-	wr := tx.SendBatch(ctx, w)
-	for range inserted {
-		tag, err := wr.Exec()
-		if err == nil && tag.RowsAffected() == 0 {
-			err = errSlowPath // stored by another transaction meanwhile
-		}
-		if err != nil {
-			wr.Close()
-			return slowPathFor(err)
-		}
-	}
-	return finishWrites(wr, w, len(inserted), resent)
-}
-
-// finishWrites reads the results of the write batch after the inserts: the
-// saves (whatever their number) and then one row per resend.
-func finishWrites(wr pgx.BatchResults, w *pgx.Batch, inserted int, resent []*paygate.WebhookRecord) error {
-	saves := w.Len() - inserted - len(resent)
-	for range saves {
+	w.Queue(`COMMIT`)
+	wr := conn.SendBatch(ctx, w)
+	for range w.Len() {
 		if _, err := wr.Exec(); err != nil {
 			wr.Close()
+			for _, r := range recs {
+				r.Stored = nil
+			}
 			return slowPathFor(err)
 		}
 	}
-	for _, r := range resent {
-		dup, err := scanEvent(wr.QueryRow(), false)
-		if err != nil {
-			wr.Close()
-			return err
+	if err := wr.Close(); err != nil {
+		for _, r := range recs {
+			r.Stored = nil
 		}
-		r.Stored = dup
+		return err
 	}
-	return wr.Close()
+	return nil
 }
 
 // slowPathFor turns a failed write into errSlowPath, unless retrying the

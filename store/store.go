@@ -274,7 +274,9 @@ func (s *Store) UpdatePayment(ctx context.Context, id string, fn func(p *paygate
 			return err
 		}
 		b := &pgx.Batch{}
-		queueSave(b, p, before, beforeIDs, hist)
+		if queueSave(b, p, before, beforeIDs, hist) {
+			queueNotify(b)
+		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("store: update payment: %w", stripeIDTaken(err))
 		}
@@ -296,8 +298,10 @@ func refundsByID(p *paygate.Payment) map[string]paygate.Refund {
 }
 
 // queueSave queues, for one round trip, the writes of a locked payment: its
-// mutable fields, its new or changed refunds, and the history entries.
-func queueSave(b *pgx.Batch, p *paygate.Payment, before map[string]paygate.Refund, beforeIDs []string, hist []paygate.HistoryEntry) {
+// mutable fields, its new or changed refunds, and the history entries with
+// their callbacks. It reports whether it queued a callback (the caller then
+// queues one queueNotify for its transaction).
+func queueSave(b *pgx.Batch, p *paygate.Payment, before map[string]paygate.Refund, beforeIDs []string, hist []paygate.HistoryEntry) bool {
 	queued := false
 	b.Queue(`UPDATE paygate_payments SET status = $2, amount_refunded = $3, stripe_amount_refunded = $4,
 		payment_url = $5, price_id = $6, payment_link_id = $7, checkout_session_id = $8, payment_intent_id = $9,
@@ -335,10 +339,14 @@ func queueSave(b *pgx.Batch, p *paygate.Payment, before map[string]paygate.Refun
 			queued = true
 		}
 	}
-	if queued {
-		// Delivered at commit, to every replica's ListenCallbacks: a hint.
-		b.Queue(`SELECT pg_notify('` + callbackChannel + `', '')`)
-	}
+	return queued
+}
+
+// queueNotify queues the announcement of new callbacks, once per
+// transaction that queued any: delivered at commit, to every replica's
+// ListenCallbacks, as a hint.
+func queueNotify(b *pgx.Batch) {
+	b.Queue(`SELECT pg_notify('` + callbackChannel + `', '')`)
 }
 
 // ListPayments implements paygate.Store.

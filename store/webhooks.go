@@ -111,7 +111,9 @@ func recordEvent(ctx context.Context, tx pgx.Tx, ev *paygate.WebhookEvent, refs 
 		}
 		status, errMsg = res.Status, res.Error
 		if p != nil && (len(res.History) > 0 || !sameRow(&beforeRow, p) || refundsChanged(before, p)) {
-			queueSave(b, p, before, beforeIDs, res.History)
+			if queueSave(b, p, before, beforeIDs, res.History) {
+				queueNotify(b)
+			}
 		}
 	}
 	br := tx.SendBatch(ctx, b)

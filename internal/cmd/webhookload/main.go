@@ -49,7 +49,7 @@ func main() {
 	poolSize := flag.Int("pool", 16, "database connections")
 	ops := flag.Bool("ops", true, "system logs and metrics on, as in paymentd")
 	durable := flag.Bool("durable", false, "run the throwaway PostgreSQL with fsync, full_page_writes and synchronous_commit on")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (server and senders) here")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the load (server and senders, not the setup) here")
 	callbacks := flag.Bool("callbacks", false, "run the Gateway (Run) with callbacks to a receiver in this process that answers 204, as paymentd under perf/compare")
 	batching := flag.String("batching", "on", "group commit of webhooks: on, off, or both (each level run both ways, interleaved)")
 	dbStats := flag.Bool("dbstats", true, "print what each event cost the database: commits, WAL bytes, rows and index entries written, statements (pg_stat_statements)")
@@ -57,16 +57,9 @@ func main() {
 	sqliteSync := flag.String("sqlite-sync", "FULL", "SQLite synchronous setting: FULL or NORMAL")
 	workload := flag.String("workload", "webhook", "webhook (ingest events) or create (create payments through stripe-mock)")
 	flag.Parse()
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			log.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
+	runCtx, stopRuns := context.WithCancel(context.Background())
+	var runs sync.WaitGroup
+	defer stopRuns()
 	if *duration > 2*time.Minute {
 		log.Fatal("-duration is capped at 2m")
 	}
@@ -161,7 +154,7 @@ func main() {
 			log.Fatal(err)
 		}
 		if *callbacks {
-			go gw.Run(context.Background())
+			runs.Go(func() { _ = gw.Run(runCtx) })
 		}
 		return gw
 	}
@@ -216,6 +209,19 @@ func main() {
 		fmt.Printf(" %10s %10s %10s %10s %10s %10s", "commits/ev", "WAL B/ev", "rows/ev", "idx/ev", "HOT %", "stmts/ev")
 	}
 	fmt.Println()
+	if *cpuprofile != "" {
+		// Only the load: not the setup (payments are inserted above).
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		// Stopped explicitly at the end too: the deferred closes below may
+		// wait for the Gateways' Run to let go of its connections.
+		defer pprof.StopCPUProfile()
+	}
 	var report []string
 	seq := map[bool]int64{}
 	var seqMu sync.Mutex
@@ -310,6 +316,9 @@ func main() {
 			fmt.Println()
 		}
 	}
+	stopRuns()
+	runs.Wait() // before the pool closes: Run holds connections
+	pprof.StopCPUProfile()
 	for _, r := range report {
 		fmt.Println()
 		fmt.Print(r)
