@@ -163,6 +163,7 @@ func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRec
 
 	// (2) Apply in memory, then send every write and the commit.
 	w := &pgx.Batch{}
+	var events eventRows
 	var order []*touched
 	for _, r := range recs {
 		ev := r.Event
@@ -198,19 +199,10 @@ func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRec
 		o := *ev
 		o.Status, o.Error, o.PaymentID, o.ReceivedCount, o.ProcessedAt, o.Payload = status, errMsg, paymentID, 1, &o.ReceivedAt, nil
 		r.Stored = &o
-		// No ON CONFLICT: a resend must fail the pipeline before its COMMIT.
-		w.Queue(`INSERT INTO paygate_webhook_events (id, type, api_version, livemode, status, error, payment_id,
-			created_at, received_at, processed_at, payload)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			ev.ID, ev.Type, ev.APIVersion, ev.Livemode, status, errMsg, paymentID, ev.CreatedAt, ev.ReceivedAt, ev.ReceivedAt, string(ev.Payload))
+		events.add(ev, status, errMsg, paymentID)
 	}
-	notify := false
-	for _, t := range order {
-		if len(t.hist) > 0 || !sameRow(&t.beforeRow, t.p) || refundsChanged(t.before, t.p) {
-			notify = queueSave(w, t.p, t.before, t.beforeIDs, t.hist) || notify
-		}
-	}
-	if notify {
+	events.queue(w) // first: a resend fails here, before any other write
+	if queueSaves(w, order) {
 		queueNotify(w)
 	}
 	w.Queue(`COMMIT`)

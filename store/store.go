@@ -311,16 +311,7 @@ func queueSave(b *pgx.Batch, p *paygate.Payment, before map[string]paygate.Refun
 		p.CheckoutSessionID, p.PaymentIntentID, p.ChargeID, p.Livemode, p.UpdatedAt, p.CustomerEmail, p.CallbackSeq,
 		jsonText(p.Attempts), jsonText(p.Disputes), p.StripeRefundedAt)
 	queueRefs(b, p.ID, newRefs(beforeIDs, p.StripeIDs()))
-	for _, r := range p.Refunds {
-		if old, ok := before[r.ID]; ok && old == r {
-			continue
-		}
-		b.Queue(`INSERT INTO paygate_refunds (id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-			ON CONFLICT (id) DO UPDATE SET stripe_refund_id = EXCLUDED.stripe_refund_id, amount = EXCLUDED.amount,
-				status = EXCLUDED.status, reason = EXCLUDED.reason, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at`,
-			r.ID, p.ID, r.StripeRefundID, r.Amount, r.Status, r.Reason, r.CreatedAt, r.UpdatedAt)
-	}
+	queueRefunds(b, p, before)
 	for _, h := range hist {
 		data := h.Data
 		if len(data) == 0 {
@@ -340,6 +331,21 @@ func queueSave(b *pgx.Batch, p *paygate.Payment, before map[string]paygate.Refun
 		}
 	}
 	return queued
+}
+
+// queueRefunds queues the upsert of each refund of p that is new or changed
+// since before.
+func queueRefunds(b *pgx.Batch, p *paygate.Payment, before map[string]paygate.Refund) {
+	for _, r := range p.Refunds {
+		if old, ok := before[r.ID]; ok && old == r {
+			continue
+		}
+		b.Queue(`INSERT INTO paygate_refunds (id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (id) DO UPDATE SET stripe_refund_id = EXCLUDED.stripe_refund_id, amount = EXCLUDED.amount,
+				status = EXCLUDED.status, reason = EXCLUDED.reason, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at`,
+			r.ID, p.ID, r.StripeRefundID, r.Amount, r.Status, r.Reason, r.CreatedAt, r.UpdatedAt)
+	}
 }
 
 // queueNotify queues the announcement of new callbacks, once per
