@@ -14,12 +14,22 @@ type WebhookRecord struct {
 	Refs  PaymentRefs
 	Apply func(p *Payment) (EventOutcome, error)
 
+	// ClaimToken, if set, asks the store to insert the callbacks this
+	// event queues already claimed — leased to ClaimToken until ClaimUntil,
+	// their first attempt counted — where the claim would have taken them:
+	// the payment has no earlier callback pending, and it is the payment's
+	// first callback in the batch. A store may ignore it.
+	ClaimToken string
+	ClaimUntil time.Time
+
 	// Stored is the event as stored (for a duplicate: with its new
 	// receivedCount); Duplicate reports a resend; Err is why this record
-	// alone was rolled back (nothing of it is stored).
+	// alone was rolled back (nothing of it is stored). Claimed are the
+	// callbacks committed claimed for ClaimToken, to be sent now.
 	Stored    *WebhookEvent
 	Duplicate bool
 	Err       error
+	Claimed   []Callback
 }
 
 // WebhookBatchStore is implemented by a Store that can record several

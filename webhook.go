@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/numedapp/paygate/callback"
 )
 
 // DefaultWebhookTolerance is how far a Stripe-Signature timestamp may be
@@ -365,7 +367,7 @@ func (g *Gateway) ingestEvent(ctx context.Context, payload []byte, source string
 	}
 	var refs PaymentRefs
 	var apply func(p *Payment) (EventOutcome, error)
-	queued := false // whether the transaction queued callbacks
+	queued := 0 // callbacks the transaction queued
 	if handledTypes[ev.Type] {
 		var obj stripeObject
 		if err := json.Unmarshal(ev.Data.Object, &obj); err != nil || obj.ID == "" {
@@ -378,24 +380,32 @@ func (g *Gateway) ingestEvent(ctx context.Context, payload []byte, source string
 					return EventOutcome{Status: EventUnmatched}, nil
 				}
 				hist := g.change(p, e, source, now)
-				queued = g.cfg.CallbackURL != "" && len(hist) > 0
+				queued = 0
+				for _, h := range hist {
+					if h.Callback != nil {
+						queued++
+					}
+				}
 				return EventOutcome{Status: EventProcessed, History: hist}, nil
 			}
 		}
 	}
-	res, dup, err := g.recordWebhookEvent(ctx, stored, refs, apply)
+	res, dup, claimed, err := g.recordWebhookEvent(ctx, stored, refs, apply)
 	if errors.Is(err, ErrStripeIDTaken) {
 		// The event names a Stripe object already recorded on another
 		// payment. Retrying cannot help: store the event as failed, so
 		// Stripe stops resending it and an operator can see it.
 		stored.Status, stored.Error = EventFailed, "a Stripe id in this event already belongs to another payment"
-		queued = false
+		queued = 0
 		res, dup, err = g.store.RecordWebhookEvent(ctx, stored, PaymentRefs{}, nil)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("record webhook event %s: %w", ev.ID, err)
 	}
-	if queued && !dup && g.cfg.OnCallbacksQueued != nil {
+	if len(claimed.cbs) > 0 {
+		claimed.engine.Deliver(claimed.cbs) // committed claimed: send now
+	}
+	if queued > len(claimed.cbs) && !dup && g.cfg.OnCallbacksQueued != nil {
 		g.cfg.OnCallbacksQueued()
 	}
 	outcome := string(res.Status)
@@ -413,18 +423,36 @@ func (g *Gateway) ingestEvent(ctx context.Context, payload []byte, source string
 
 // recordWebhookEvent records an event through the batcher when the Store
 // can record events in batches (group commit), else on its own.
-func (g *Gateway) recordWebhookEvent(ctx context.Context, ev *WebhookEvent, refs PaymentRefs, apply func(p *Payment) (EventOutcome, error)) (*WebhookEvent, bool, error) {
+//
+// When Run's callback engine can send at once, the callbacks the event
+// queues may be committed already claimed by it (see
+// callback.Engine.ClaimToken); claimed returns those, for the caller to
+// hand to the engine.
+func (g *Gateway) recordWebhookEvent(ctx context.Context, ev *WebhookEvent, refs PaymentRefs, apply func(p *Payment) (EventOutcome, error)) (stored *WebhookEvent, dup bool, claimed claimedCallbacks, err error) {
 	if g.ingest == nil {
-		return g.store.RecordWebhookEvent(ctx, ev, refs, apply)
+		stored, dup, err = g.store.RecordWebhookEvent(ctx, ev, refs, apply)
+		return stored, dup, claimed, err
 	}
 	rec := &WebhookRecord{Event: ev, Refs: refs, Apply: apply}
+	if apply != nil && g.cfg.CallbackURL != "" {
+		if claimed.engine = g.engine.Load(); claimed.engine != nil {
+			rec.ClaimToken, rec.ClaimUntil = claimed.engine.ClaimToken()
+		}
+	}
 	if err := g.ingest.record(ctx, rec); err != nil {
-		return nil, false, err
+		return nil, false, claimed, err
 	}
 	if rec.Err != nil {
-		return nil, false, rec.Err
+		return nil, false, claimed, rec.Err
 	}
-	return rec.Stored, rec.Duplicate, nil
+	claimed.cbs = rec.Claimed
+	return rec.Stored, rec.Duplicate, claimed, nil
+}
+
+// claimedCallbacks are callbacks committed claimed by engine.
+type claimedCallbacks struct {
+	engine *callback.Engine
+	cbs    []Callback
 }
 
 var handledTypes = func() map[string]bool {

@@ -646,3 +646,84 @@ func TestOnePaymentsCallbacksInSequence(t *testing.T) {
 		t.Fatalf("delivery order (-want +got):\n%s", diff)
 	}
 }
+
+// Callbacks committed already claimed (ClaimToken) are sent by Deliver
+// without a claim, recorded under their birth lease; ClaimToken refuses
+// while the engine does not run or its receiver is down.
+func TestClaimedAtBirthDelivered(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	down := atomic.Bool{}
+	rc := newReceiver(t, func(n int, w http.ResponseWriter) {
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	e := f.engine(func(c *callback.Config) { c.BreakerThreshold = 2; c.PollInterval = time.Hour })
+	if tok, _ := e.ClaimToken(); tok != "" {
+		t.Fatalf("ClaimToken before Run = %q", tok)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = e.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	var tok string
+	var until time.Time
+	for deadline := time.Now().Add(5 * time.Second); tok == "" && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		tok, until = e.ClaimToken()
+	}
+	if tok == "" || !until.Equal(f.clock.Now().Add(e.Lease())) {
+		t.Fatalf("ClaimToken while running = %q, %v", tok, until)
+	}
+	// Stored as RecordWebhookEvents stores a claimed callback.
+	id := f.seed(rc.URL, 1)[0]
+	if _, err := f.pool.Exec(context.Background(), `UPDATE paygate_callbacks SET lease_token = $2, lease_expires_at = $3, attempts = 1
+		WHERE id = $1`, id, tok, until); err != nil {
+		t.Fatal(err)
+	}
+	c := *f.callback(id)
+	c.LeaseToken = tok
+	e.Deliver([]callback.Callback{c})
+	for deadline := time.Now().Add(5 * time.Second); f.callback(id).Status != paygate.CallbackSucceeded; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not delivered: %+v", f.callback(id))
+		}
+	}
+	if got := f.callback(id); got.Attempts != 1 || got.LeaseToken != "" || rc.count(id) != 1 || len(f.attempts(id)) != 1 {
+		t.Fatalf("callback %+v, %d deliveries, %d attempt rows", got, rc.count(id), len(f.attempts(id)))
+	}
+	// The receiver goes down: once the breaker opens, no more claims at birth.
+	down.Store(true)
+	ids := f.seed(rc.URL, 2)
+	for _, id := range ids {
+		tok, until := e.ClaimToken()
+		if tok == "" {
+			t.Fatal("ClaimToken refused before the breaker opened")
+		}
+		if _, err := f.pool.Exec(context.Background(), `UPDATE paygate_callbacks SET lease_token = $2, lease_expires_at = $3, attempts = 1
+			WHERE id = $1`, id, tok, until); err != nil {
+			t.Fatal(err)
+		}
+		c := *f.callback(id)
+		c.LeaseToken = tok
+		e.Deliver([]callback.Callback{c})
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if tok, _ := e.ClaimToken(); tok == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ClaimToken still offers tokens with the receiver down")
+		}
+	}
+	for _, id := range ids {
+		for deadline := time.Now().Add(5 * time.Second); f.callback(id).LastError == ""; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("failed attempt not recorded: %+v", f.callback(id))
+			}
+		}
+		if c := f.callback(id); c.Status != paygate.CallbackPending || c.LeaseToken != "" || c.Attempts != 1 {
+			t.Errorf("failed attempt not recorded under the birth lease: %+v", c)
+		}
+	}
+}

@@ -81,6 +81,7 @@ type touched struct {
 	beforeIDs []string
 	beforeRow paygate.Payment
 	hist      []paygate.HistoryEntry
+	histRecs  []*paygate.WebhookRecord // the record each entry of hist came from
 }
 
 // recordBatch is the usual way (see RecordWebhookEvents). It opens the
@@ -90,7 +91,7 @@ func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRec
 	var payIDs, stripeIDs []string
 	seen := make(map[string]bool, len(recs))
 	for _, r := range recs {
-		r.Stored, r.Duplicate, r.Err = nil, false, nil
+		r.Stored, r.Duplicate, r.Err, r.Claimed = nil, false, nil, nil
 		if seen[r.Event.ID] {
 			return errSlowPath // a resend within the batch: counted there
 		}
@@ -191,6 +192,9 @@ func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRec
 			status, errMsg = res.Status, res.Error
 			if t != nil {
 				t.hist = append(t.hist, res.History...)
+				for range res.History {
+					t.histRecs = append(t.histRecs, r)
+				}
 				for _, id := range t.p.StripeIDs() {
 					refs[id] = t.p.ID // later events of the batch find it by them
 				}
@@ -202,25 +206,28 @@ func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRec
 		events.add(ev, status, errMsg, paymentID)
 	}
 	events.queue(w) // first: a resend fails here, before any other write
-	if queueSaves(w, order) {
+	claimed := map[string]bool{}
+	if unclaimed := queueSaves(w, order, claimed); unclaimed {
 		queueNotify(w)
 	}
 	w.Queue(`COMMIT`)
-	wr := conn.SendBatch(ctx, w)
-	for range w.Len() {
-		if _, err := wr.Exec(); err != nil {
-			wr.Close()
-			for _, r := range recs {
-				r.Stored = nil
-			}
-			return slowPathFor(err)
-		}
-	}
-	if err := wr.Close(); err != nil {
+	// Close reads every result in order (the claimed callbacks' rows among
+	// them) and returns the first error; after one, PostgreSQL skipped the
+	// rest, the COMMIT with it.
+	if err := conn.SendBatch(ctx, w).Close(); err != nil {
 		for _, r := range recs {
 			r.Stored = nil
 		}
-		return err
+		return slowPathFor(err)
+	}
+	for _, t := range order {
+		for i, h := range t.hist {
+			if c, r := h.Callback, t.histRecs[i]; c != nil && claimed[c.ID] {
+				cb := *c
+				cb.LeaseToken, cb.Attempts = r.ClaimToken, 1
+				r.Claimed = append(r.Claimed, cb)
+			}
+		}
 	}
 	return nil
 }

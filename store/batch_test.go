@@ -186,3 +186,101 @@ func TestRecordCallbackAttemptsBatch(t *testing.T) {
 		t.Fatalf("%d attempt rows, %v", attempts, err)
 	}
 }
+
+// A record with a ClaimToken gets its callbacks inserted already claimed,
+// where ClaimCallbacks would have claimed them: the payment's first in the
+// batch, with no earlier callback pending. The others stay for the claim.
+func TestRecordWebhookEventsClaimsCallbacks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	s := store.New(pool)
+	for _, id := range []string{"pay_c1", "pay_c2", "pay_c3"} {
+		if err := s.InsertPayment(ctx, newPayment(id, t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// pay_c3 has a callback still pending from before.
+	if _, err := pool.Exec(ctx, `INSERT INTO paygate_callbacks (id, payment_id, webhook_event_id, sequence, event_type, action, url, payload,
+			status, next_attempt_at, created_at, updated_at) VALUES ('cb_old', 'pay_c3', 'evt_old', 1, 'x', 'payment_succeeded',
+			'https://m.example/h', '{}', 'pending', $1, $1, $1)`, t0); err != nil {
+		t.Fatal(err)
+	}
+	withCallback := func(id string) func(p *paygate.Payment) (paygate.EventOutcome, error) {
+		return func(p *paygate.Payment) (paygate.EventOutcome, error) {
+			p.CallbackSeq++
+			p.Status = paygate.StatusSucceeded
+			return paygate.EventOutcome{Status: paygate.EventProcessed, History: []paygate.HistoryEntry{{PaymentID: p.ID,
+				EventType: paygate.HistoryPaymentSucceeded, ToStatus: paygate.StatusSucceeded, Source: paygate.SourceWebhook, CreatedAt: t0,
+				Callback: &paygate.Callback{ID: id, PaymentID: p.ID, Sequence: p.CallbackSeq + 1, Action: "payment_succeeded",
+					URL: "https://m.example/h", Payload: []byte(`{}`), Status: paygate.CallbackPending, NextAttemptAt: t0,
+					CreatedAt: t0, UpdatedAt: t0}}}}, nil
+		}
+	}
+	until := t0.Add(time.Minute)
+	rec := func(evt, pay, cb, token string) *paygate.WebhookRecord {
+		return &paygate.WebhookRecord{Event: &paygate.WebhookEvent{ID: evt, Type: "payment_intent.succeeded", CreatedAt: t0, ReceivedAt: t0,
+			Payload: []byte(`{}`)}, Refs: paygate.PaymentRefs{PaymentID: pay}, Apply: withCallback(cb), ClaimToken: token, ClaimUntil: until}
+	}
+	recs := []*paygate.WebhookRecord{
+		rec("evt_c1", "pay_c1", "cb_c1", "tok1"), // claimed
+		rec("evt_c2", "pay_c1", "cb_c2", "tok2"), // the payment's second in the batch: left for the claim
+		rec("evt_c3", "pay_c2", "cb_c3", ""),     // no token: left for the claim
+		rec("evt_c4", "pay_c3", "cb_c4", "tok4"), // an earlier callback is pending: left for the claim
+	}
+	if err := s.RecordWebhookEvents(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][]string{{"cb_c1"}, nil, nil, nil} {
+		var got []string
+		for _, c := range recs[i].Claimed {
+			got = append(got, c.ID)
+			if c.LeaseToken != recs[i].ClaimToken || c.Attempts != 1 || len(c.Payload) == 0 || c.URL == "" {
+				t.Errorf("claimed %s: %+v", c.ID, c)
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("record %d claimed (-want +got):\n%s", i, diff)
+		}
+	}
+	type row struct {
+		ID, Token string
+		Attempts  int
+		Leased    bool
+	}
+	rows, err := pool.Query(ctx, `SELECT id, coalesce(lease_token, ''), attempts, lease_expires_at = $1 FROM paygate_callbacks
+		WHERE id LIKE 'cb_c%' ORDER BY id`, until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []row
+	for rows.Next() {
+		var r row
+		var leased *bool
+		if err := rows.Scan(&r.ID, &r.Token, &r.Attempts, &leased); err != nil {
+			t.Fatal(err)
+		}
+		r.Leased = leased != nil && *leased
+		got = append(got, r)
+	}
+	want := []row{{"cb_c1", "tok1", 1, true}, {"cb_c2", "", 0, false}, {"cb_c3", "", 0, false}, {"cb_c4", "", 0, false}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("callback rows (-want +got):\n%s", diff)
+	}
+	// The claim does not take the claimed one again while its lease holds,
+	// and fences a result under another token.
+	due, err := s.ClaimCallbacks(ctx, 10, time.Minute, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range due {
+		if c.ID == "cb_c1" {
+			t.Errorf("a callback claimed at birth was claimed again: %+v", c)
+		}
+	}
+	c := recs[0].Claimed[0]
+	c.Status = paygate.CallbackSucceeded
+	if ok, err := s.RecordCallbackAttempt(ctx, &c, paygate.CallbackAttempt{URL: c.URL, Attempt: 1, Success: true, StatusCode: 200, CreatedAt: t0}); err != nil || !ok {
+		t.Errorf("recording under the birth lease: applied %v, %v", ok, err)
+	}
+}

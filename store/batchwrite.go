@@ -53,9 +53,13 @@ func (e *eventRows) queue(b *pgx.Batch) {
 }
 
 // queueSaves queues, as queueSave does for one payment, the writes of every
-// payment of a batch that changed, one statement per table. It reports
-// whether it queued a callback.
-func queueSaves(b *pgx.Batch, ts []*touched) bool {
+// payment of a batch that changed, one statement per table. A callback
+// whose record has a ClaimToken, the first of its payment in the batch, is
+// inserted claimed if the payment has no earlier callback pending (as
+// ClaimCallbacks would have claimed it); claimed gets the ids of those
+// that were, when the batch's results are read. It reports whether it
+// queued a callback that may be left unclaimed.
+func queueSaves(b *pgx.Batch, ts []*touched, claimed map[string]bool) bool {
 	var (
 		// paygate_payments
 		pID, pStatus, pURL, pPrice, pLink, pSession, pIntent, pCharge, pEmail, pAttempts, pDisputes []string
@@ -72,6 +76,8 @@ func queueSaves(b *pgx.Batch, ts []*touched) bool {
 		cID, cPayment, cEvent, cType, cAction, cURL, cPayload, cStatus []string
 		cSeq                                                           []int64
 		cNext, cCreated, cUpdated                                      []time.Time
+		cToken                                                         []string
+		cUntil                                                         []time.Time
 	)
 	for _, t := range ts {
 		p := t.p
@@ -98,7 +104,8 @@ func queueSaves(b *pgx.Batch, ts []*touched) bool {
 		for _, id := range newRefs(t.beforeIDs, p.StripeIDs()) {
 			refID, refPayment = append(refID, id), append(refPayment, p.ID)
 		}
-		for _, h := range t.hist {
+		offered := false // a claim token given to one of this payment's callbacks
+		for i, h := range t.hist {
 			data := h.Data
 			if len(data) == 0 {
 				data = json.RawMessage("{}")
@@ -127,6 +134,11 @@ func queueSaves(b *pgx.Batch, ts []*touched) bool {
 				cNext = append(cNext, c.NextAttemptAt)
 				cCreated = append(cCreated, c.CreatedAt)
 				cUpdated = append(cUpdated, c.UpdatedAt)
+				token, until := "", time.Time{}
+				if r := t.histRecs[i]; !offered && r.ClaimToken != "" {
+					token, until, offered = r.ClaimToken, r.ClaimUntil, true
+				}
+				cToken, cUntil = append(cToken, token), append(cUntil, until)
 			}
 		}
 	}
@@ -169,14 +181,37 @@ func queueSaves(b *pgx.Batch, ts []*touched) bool {
 	if len(cID) == 0 {
 		return false
 	}
+	// A claimed callback is leased and its first attempt counted, as
+	// ClaimCallbacks does; the NOT EXISTS is the claim's in-order rule (the
+	// payment is locked, so no callback of it is inserted meanwhile).
 	b.Queue(`INSERT INTO paygate_callbacks (id, payment_id, webhook_event_id, sequence, event_type, action, url, payload,
-		status, next_attempt_at, created_at, updated_at)
+		status, next_attempt_at, created_at, updated_at, attempts, lease_token, lease_expires_at)
 		SELECT id, payment_id, webhook_event_id, sequence, event_type, action, url, payload::json, status,
-			next_attempt_at, created_at, updated_at
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[],
-			$9::text[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[])
-			AS u(id, payment_id, webhook_event_id, sequence, event_type, action, url, payload, status,
-				next_attempt_at, created_at, updated_at)`,
-		cID, cPayment, cEvent, cSeq, cType, cAction, cURL, cPayload, cStatus, cNext, cCreated, cUpdated)
-	return true
+			next_attempt_at, created_at, updated_at,
+			CASE WHEN claim THEN 1 ELSE 0 END, CASE WHEN claim THEN token END, CASE WHEN claim THEN until END
+		FROM (SELECT u.*, u.token <> '' AND NOT EXISTS (SELECT 1 FROM paygate_callbacks e
+				WHERE e.payment_id = u.payment_id AND e.sequence < u.sequence AND e.status = 'pending') AS claim
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[],
+				$9::text[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::text[], $14::timestamptz[])
+				AS u(id, payment_id, webhook_event_id, sequence, event_type, action, url, payload, status,
+					next_attempt_at, created_at, updated_at, token, until)) c
+		RETURNING id, lease_token IS NOT NULL`,
+		cID, cPayment, cEvent, cSeq, cType, cAction, cURL, cPayload, cStatus, cNext, cCreated, cUpdated, cToken, cUntil,
+	).Query(func(rows pgx.Rows) error {
+		var id string
+		var ok bool
+		_, err := pgx.ForEachRow(rows, []any{&id, &ok}, func() error {
+			if ok {
+				claimed[id] = true
+			}
+			return nil
+		})
+		return err
+	})
+	for _, tok := range cToken {
+		if tok == "" {
+			return true
+		}
+	}
+	return false // each may still be unclaimed (an earlier one pending): the poll finds it
 }
