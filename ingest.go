@@ -42,12 +42,17 @@ type WebhookBatchStore interface {
 	RecordWebhookEvents(ctx context.Context, recs []*WebhookRecord) error
 }
 
-// maxIngestBatch bounds the events one transaction records; ingestWorkers
-// is how many batches may be in flight at once (one can be committing while
-// the next is applied).
+// maxIngestBatch bounds the events one transaction records. One batch is
+// in flight at a time: the events that arrive meanwhile make the next one.
+// A second worker starts only when the batch in flight has taken longer
+// than ingestStall (waiting for a payment's lock, say), so one slow batch
+// does not hold up the rest. Two batches at once were tried: on a busy
+// host they made smaller transactions, each costing PostgreSQL about as
+// much CPU as a big one, and ingest was slower (docs/benchmarks.md).
 const (
 	maxIngestBatch = 128
 	ingestWorkers  = 2
+	ingestStall    = 50 * time.Millisecond
 )
 
 // ingestTimeout bounds a batch's transaction; webhook requests do not cancel
@@ -64,6 +69,8 @@ type batcher struct {
 	mu      sync.Mutex
 	queue   []*batchItem
 	running int // workers
+	// started is when the latest batch was taken from the queue.
+	started time.Time
 	// observe, if set, is told each batch's size.
 	observe func(n int)
 }
@@ -80,7 +87,7 @@ func (b *batcher) record(ctx context.Context, rec *WebhookRecord) error {
 	it := &batchItem{rec: rec, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, it)
-	if b.running == 0 || (b.running < ingestWorkers && len(b.queue) > 1) {
+	if b.running == 0 || (b.running < ingestWorkers && time.Since(b.started) > ingestStall) {
 		b.running++
 		go b.run()
 	}
@@ -104,6 +111,7 @@ func (b *batcher) run() {
 		}
 		items := make([]*batchItem, n)
 		copy(items, b.queue)
+		b.started = time.Now()
 		b.queue = b.queue[n:]
 		if len(b.queue) == 0 {
 			b.queue = nil // let the backing array go

@@ -1,6 +1,7 @@
 package paygate_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -681,5 +682,69 @@ func TestWebhookIDClashIsAFailedEvent(t *testing.T) {
 	}
 	if got := e.payment(p.ID); got.Status != paygate.StatusPending || got.PaymentIntentID != "" {
 		t.Fatalf("payment changed: %+v", got.Payment)
+	}
+}
+
+// Webhooks go one batch at a time, but a batch held up (here by a payment's
+// row lock, as a long API transaction would hold it) does not hold up the
+// events that arrive after it: a second batch starts beside it.
+func TestWebhookBatchStuckOnALockDoesNotStopOthers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withWebhookSecrets(whsecNew))
+	if e.pool == nil {
+		t.Skip("PostgreSQL row locks; the embedded store has a single writer")
+	}
+	a, b := e.webhookPayment(paygate.MethodIntent, 1000), e.webhookPayment(paygate.MethodIntent, 2000)
+	ctx := context.Background()
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM paygate_payments WHERE id = $1 FOR UPDATE`, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	post := func(p *paygate.Payment) (int, error) {
+		payload := stripeEventJSON("", "payment_intent.succeeded", "2023-10-16", piObject(p.PaymentIntentID, "succeeded", p.Amount, p.ID, "ch_"+p.ID))
+		req, _ := http.NewRequest("POST", e.srv.URL+"/api/webhooks/stripe", bytes.NewReader(payload))
+		req.Header.Set("Stripe-Signature", signed(payload, whsecNew, time.Now()))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	type answer struct {
+		status int
+		err    error
+	}
+	first := make(chan answer, 1)
+	go func() { s, err := post(a); first <- answer{s, err} }()
+	time.Sleep(300 * time.Millisecond) // the first batch waits for the lock
+	select {
+	case got := <-first:
+		t.Fatalf("the event for the locked payment was answered while locked: %+v", got)
+	default:
+	}
+	if s, err := post(b); err != nil || s != 200 {
+		t.Fatalf("the event after the stuck batch: %d %v", s, err)
+	}
+	if got := e.payment(b.ID); got.Status != paygate.StatusSucceeded {
+		t.Fatalf("payment b: %s", got.Status)
+	}
+	select {
+	case got := <-first:
+		t.Fatalf("the event for the locked payment was answered while locked: %+v", got)
+	default:
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-first; got.err != nil || got.status != 200 {
+		t.Fatalf("the event for the locked payment: %+v", got)
+	}
+	if got := e.payment(a.ID); got.Status != paygate.StatusSucceeded {
+		t.Fatalf("payment a: %s", got.Status)
 	}
 }

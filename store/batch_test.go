@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/numedapp/paygate"
 	"github.com/numedapp/paygate/callback"
@@ -181,9 +182,46 @@ func TestRecordCallbackAttemptsBatch(t *testing.T) {
 	if diff := cmp.Diff([]bool{true, false, true}, applied); diff != "" {
 		t.Fatalf("applied (-want +got):\n%s", diff)
 	}
-	var attempts int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM paygate_callback_attempts`).Scan(&attempts); err != nil || attempts != 3 {
-		t.Fatalf("%d attempt rows, %v", attempts, err)
+	// Every attempt logged, in the batch's order; the new state stored only
+	// under the right token.
+	var order []string
+	rows, _ := pool.Query(ctx, `SELECT callback_id FROM paygate_callback_attempts ORDER BY id`)
+	order, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{claimed[0].ID, claimed[1].ID, claimed[2].ID}, order); diff != "" {
+		t.Fatalf("attempt rows (-want +got):\n%s", diff)
+	}
+	for i, want := range []string{"succeeded", "failed", "succeeded"} {
+		var status string
+		var leased bool
+		if err := pool.QueryRow(ctx, `SELECT status, lease_token IS NOT NULL FROM paygate_callbacks WHERE id = $1`, claimed[i].ID).Scan(&status, &leased); err != nil {
+			t.Fatal(err)
+		}
+		if status != want || leased != (i == 1) {
+			t.Errorf("%s: status %s, leased %v; want %s, leased %v", claimed[i].ID, status, leased, want, i == 1)
+		}
+	}
+
+	// The same callback twice in one batch (a late result and a new one):
+	// only the first holds the lease.
+	c, err := s.ClaimCallbacks(ctx, 10, time.Minute, t0.Add(time.Hour))
+	if err == nil && len(c) == 0 {
+		if _, err = pool.Exec(ctx, `UPDATE paygate_callbacks SET status = 'pending' WHERE id = $1`, claimed[2].ID); err == nil {
+			c, err = s.ClaimCallbacks(ctx, 10, time.Minute, t0.Add(time.Hour))
+		}
+	}
+	if err != nil || len(c) != 1 {
+		t.Fatalf("claim: %v %v", c, err)
+	}
+	twice := []callback.Result{{Callback: &c[0], Attempt: paygate.CallbackAttempt{URL: "u", Attempt: 2, CreatedAt: t0}},
+		{Callback: &c[0], Attempt: paygate.CallbackAttempt{URL: "u", Attempt: 2, CreatedAt: t0}}}
+	if applied, err = s.RecordCallbackAttempts(ctx, twice); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]bool{true, false}, applied); diff != "" {
+		t.Fatalf("applied (-want +got):\n%s", diff)
 	}
 }
 

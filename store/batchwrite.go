@@ -183,7 +183,9 @@ func queueSaves(b *pgx.Batch, ts []*touched, claimed map[string]bool) bool {
 	}
 	// A claimed callback is leased and its first attempt counted, as
 	// ClaimCallbacks does; the NOT EXISTS is the claim's in-order rule (the
-	// payment is locked, so no callback of it is inserted meanwhile).
+	// payment is locked, so no callback of it is inserted meanwhile). OFFSET 0
+	// keeps the subquery whole: flattened, its NOT EXISTS ran once for each
+	// of the three CASEs that read claim.
 	b.Queue(`INSERT INTO paygate_callbacks (id, payment_id, webhook_event_id, sequence, event_type, action, url, payload,
 		status, next_attempt_at, created_at, updated_at, attempts, lease_token, lease_expires_at)
 		SELECT id, payment_id, webhook_event_id, sequence, event_type, action, url, payload::json, status,
@@ -194,7 +196,7 @@ func queueSaves(b *pgx.Batch, ts []*touched, claimed map[string]bool) bool {
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[],
 				$9::text[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::text[], $14::timestamptz[])
 				AS u(id, payment_id, webhook_event_id, sequence, event_type, action, url, payload, status,
-					next_attempt_at, created_at, updated_at, token, until)) c
+					next_attempt_at, created_at, updated_at, token, until) OFFSET 0) c
 		RETURNING id, lease_token IS NOT NULL`,
 		cID, cPayment, cEvent, cSeq, cType, cAction, cURL, cPayload, cStatus, cNext, cCreated, cUpdated, cToken, cUntil,
 	).Query(func(rows pgx.Rows) error {

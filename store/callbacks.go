@@ -100,8 +100,72 @@ func (s *Store) RecordCallbackAttempt(ctx context.Context, c *paygate.Callback, 
 
 // RecordCallbackAttempts implements callback.BatchQueue: the attempts of a
 // claimed batch in one transaction, each callback's new state fenced by its
-// lease token as in RecordCallbackAttempt.
+// lease token as in RecordCallbackAttempt. The transaction is one round
+// trip: BEGIN, one UPDATE and one INSERT for the whole batch (rows as
+// arrays), COMMIT.
 func (s *Store) RecordCallbackAttempts(ctx context.Context, results []callback.Result) ([]bool, error) {
+	applied := make([]bool, len(results))
+	if len(results) == 0 {
+		return applied, nil
+	}
+	n := len(results)
+	var (
+		id, token, status, lastErr, event, payment, url, errMsg, errClass, body = make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n)
+		next, created = make([]time.Time, n), make([]time.Time, n)
+		delivered     = make([]*time.Time, n)
+		attempt, code = make([]int32, n), make([]int32, n)
+		success       = make([]bool, n)
+		duration      = make([]int64, n)
+		seen          = make(map[string]bool, n)
+	)
+	for i, r := range results {
+		c, a := r.Callback, r.Attempt
+		if seen[c.ID] {
+			return s.recordAttemptsOneByOne(ctx, results) // one row per callback in the UPDATE below
+		}
+		seen[c.ID] = true
+		id[i], token[i], status[i], next[i], lastErr[i], delivered[i] = c.ID, c.LeaseToken, string(c.Status), c.NextAttemptAt, c.LastError, c.DeliveredAt
+		event[i], payment[i], url[i], attempt[i], success[i], code[i] = c.WebhookEventID, c.PaymentID, a.URL, int32(a.Attempt), a.Success, int32(a.StatusCode)
+		errMsg[i], errClass[i], duration[i], body[i], created[i] = a.Error, a.ErrorClass, a.DurationMs, a.ResponseBody, a.CreatedAt
+	}
+	done := map[string]bool{}
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	b.Queue(`SET LOCAL plan_cache_mode = force_generic_plan`) // as in recordBatch
+	b.Queue(`UPDATE paygate_callbacks c SET status = u.status, next_attempt_at = u.next_attempt_at, last_error = u.last_error,
+		delivered_at = u.delivered_at, lease_token = NULL, lease_expires_at = NULL, updated_at = u.created_at
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::timestamptz[], $7::timestamptz[])
+			AS u(id, token, status, next_attempt_at, last_error, delivered_at, created_at)
+		WHERE c.id = u.id AND c.lease_token = u.token
+		RETURNING c.id`, id, token, status, next, lastErr, delivered, created).Query(func(rows pgx.Rows) error {
+		var cid string
+		_, err := pgx.ForEachRow(rows, []any{&cid}, func() error { done[cid] = true; return nil })
+		return err
+	})
+	b.Queue(`INSERT INTO paygate_callback_attempts (callback_id, webhook_event_id, payment_id, url, attempt, success,
+		status_code, error, error_class, duration_ms, response_body, created_at)
+		SELECT callback_id, webhook_event_id, payment_id, url, attempt, success, status_code, error, error_class,
+			duration_ms, response_body, created_at
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::bool[], $7::int4[], $8::text[],
+			$9::text[], $10::int8[], $11::text[], $12::timestamptz[]) WITH ORDINALITY
+			AS u(callback_id, webhook_event_id, payment_id, url, attempt, success, status_code, error, error_class,
+				duration_ms, response_body, created_at, ord)
+		ORDER BY ord`, id, event, payment, url, attempt, success, code, errMsg, errClass, duration, body, created)
+	b.Queue(`COMMIT`)
+	if err := s.onConn(ctx, func(c *pgx.Conn) error { return c.SendBatch(ctx, b).Close() }); err != nil {
+		return nil, fmt.Errorf("store: record callback attempts: %w", err)
+	}
+	for i := range results {
+		applied[i] = done[id[i]]
+	}
+	return applied, nil
+}
+
+// recordAttemptsOneByOne is RecordCallbackAttempts a statement per row, for
+// a batch that names a callback twice.
+func (s *Store) recordAttemptsOneByOne(ctx context.Context, results []callback.Result) ([]bool, error) {
 	applied := make([]bool, len(results))
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}

@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -208,6 +209,7 @@ func main() {
 	if *dbStats {
 		fmt.Printf(" %10s %10s %10s %10s %10s %10s", "commits/ev", "WAL B/ev", "rows/ev", "idx/ev", "HOT %", "stmts/ev")
 	}
+	fmt.Printf(" %10s %10s", "pg ms/ev", "self ms/ev")
 	fmt.Println()
 	if *cpuprofile != "" {
 		// Only the load: not the setup (payments are inserted above).
@@ -243,6 +245,7 @@ func main() {
 			if *dbStats {
 				before = snapshot(ctx, pool)
 			}
+			pgCPU0, selfCPU0 := postgresCPU(), selfCPU()
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}, Timeout: 10 * time.Second}
 			var mu sync.Mutex
 			var lat []time.Duration
@@ -293,6 +296,7 @@ func main() {
 			}
 			wg.Wait()
 			elapsed := time.Since(start)
+			pgCPU, self := postgresCPU()-pgCPU0, selfCPU()-selfCPU0
 			slices.Sort(lat)
 			pct := func(p float64) time.Duration {
 				if len(lat) == 0 {
@@ -312,6 +316,11 @@ func main() {
 				}
 				fmt.Printf(" %10.3f %10.0f %10.2f %10.2f %10.0f %10.2f", d.commits/ev, d.walBytes/ev, d.rows/ev, d.indexEntries/ev, hot, d.calls/ev)
 				report = append(report, fmt.Sprintf("senders %d, batching %v — statements per event (calls/ev, ms/ev):\n%s", n, batch, d.top(ev)))
+			} else if *dbStats {
+				fmt.Printf(" %10s %10s %10s %10s %10s %10s", "", "", "", "", "", "")
+			}
+			if ev := float64(len(lat)); ev > 0 {
+				fmt.Printf(" %10.3f %10.3f", pgCPU.Seconds()*1000/ev, self.Seconds()*1000/ev)
 			}
 			fmt.Println()
 		}
@@ -427,4 +436,44 @@ func event(run string, k int64, typ, pi string) []byte {
 	return []byte(fmt.Sprintf(`{"id": "evt_%s_%d", "object": "event", "api_version": "2023-10-16", "created": %d,
 		"data": {"object": %s}, "livemode": false, "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null}, "type": %q}`,
 		run, k, time.Now().Unix(), obj, typ))
+}
+
+// postgresCPU is the CPU time (user and system) used so far by the
+// processes named postgres on this machine: the server's backends and
+// helpers (Linux only; 0 elsewhere). A backend that exited is not counted:
+// the pool's connections live through a level.
+func postgresCPU() time.Duration {
+	dirs, _ := os.ReadDir("/proc")
+	var ticks int64
+	for _, d := range dirs {
+		if d.Name()[0] < '0' || d.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ... utime(14) stime(15)
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || !bytes.HasSuffix(b[:i], []byte("(postgres")) {
+			continue
+		}
+		f := strings.Fields(string(b[i+2:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		sy, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + sy
+	}
+	return time.Duration(ticks) * (time.Second / 100) // USER_HZ
+}
+
+// selfCPU is this process's CPU time so far (server and senders).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
