@@ -44,10 +44,14 @@ func scanCallback(row pgx.Row) (*paygate.Callback, error) {
 // attempt it is about to make. Concurrent claimers skip each other's rows
 // (FOR UPDATE SKIP LOCKED); a lease that expires makes its callback due again.
 func (s *Store) ClaimCallbacks(ctx context.Context, limit int, lease time.Duration, now time.Time) ([]paygate.Callback, error) {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	token := hex.EncodeToString(b[:])
-	rows, err := s.pool.Query(ctx, `UPDATE paygate_callbacks c SET lease_token = $1, lease_expires_at = $2,
+	var tok [16]byte
+	_, _ = rand.Read(tok[:])
+	token := hex.EncodeToString(tok[:])
+	var out []paygate.Callback
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	b.Queue(indexPlans) // as in recordBatch: the claim runs often, on a table that starts empty
+	b.Queue(`UPDATE paygate_callbacks c SET lease_token = $1, lease_expires_at = $2,
 			attempts = c.attempts + 1, updated_at = $3
 		FROM (SELECT id FROM paygate_callbacks p
 			WHERE status = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at <= $3)
@@ -57,18 +61,19 @@ func (s *Store) ClaimCallbacks(ctx context.Context, limit int, lease time.Durati
 		WHERE c.id = due.id
 		RETURNING c.id, c.payment_id, c.webhook_event_id, c.sequence, c.event_type, c.action, c.url, c.payload, c.status,
 			c.attempts, c.next_attempt_at, coalesce(c.lease_token, ''), c.last_error, c.created_at, c.updated_at, c.delivered_at`,
-		token, now.Add(lease), now, limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: claim callbacks: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (paygate.Callback, error) {
-		c, err := scanCallback(r)
-		if err != nil {
-			return paygate.Callback{}, err
-		}
-		return *c, nil
+		token, now.Add(lease), now, limit).Query(func(rows pgx.Rows) error {
+		var err error
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (paygate.Callback, error) {
+			c, err := scanCallback(r)
+			if err != nil {
+				return paygate.Callback{}, err
+			}
+			return *c, nil
+		})
+		return err
 	})
-	if err != nil {
+	b.Queue(`COMMIT`)
+	if err := s.onConn(ctx, func(c *pgx.Conn) error { return c.SendBatch(ctx, b).Close() }); err != nil {
 		return nil, fmt.Errorf("store: claim callbacks: %w", err)
 	}
 	return out, nil
@@ -133,7 +138,7 @@ func (s *Store) RecordCallbackAttempts(ctx context.Context, results []callback.R
 	done := map[string]bool{}
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN`)
-	b.Queue(`SET LOCAL plan_cache_mode = force_generic_plan`) // as in recordBatch
+	b.Queue(indexPlans)
 	b.Queue(`UPDATE paygate_callbacks c SET status = u.status, next_attempt_at = u.next_attempt_at, last_error = u.last_error,
 		delivered_at = u.delivered_at, lease_token = NULL, lease_expires_at = NULL, updated_at = u.created_at
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::timestamptz[], $7::timestamptz[])

@@ -1,0 +1,4 @@
+package store
+
+// IndexPlans is indexPlans, for the plan tests.
+const IndexPlans = indexPlans
