@@ -69,8 +69,10 @@ type batcher struct {
 	mu      sync.Mutex
 	queue   []*batchItem
 	running int // workers
-	// started is when the latest batch was taken from the queue.
-	started time.Time
+	// started is when the latest batch was taken from the queue (or its
+	// worker started); stallCheck is set while a timer will look again.
+	started    time.Time
+	stallCheck bool
 	// observe, if set, is told each batch's size.
 	observe func(n int)
 }
@@ -87,16 +89,36 @@ func (b *batcher) record(ctx context.Context, rec *WebhookRecord) error {
 	it := &batchItem{rec: rec, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, it)
-	if b.running == 0 || (b.running < ingestWorkers && time.Since(b.started) > ingestStall) {
-		b.running++
-		go b.run()
-	}
+	b.startLocked()
 	b.mu.Unlock()
 	select {
 	case <-it.done:
 		return it.err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// startLocked starts a worker for the queue when none runs, or a second
+// one when the batch in flight has run longer than ingestStall; until then
+// a timer looks again at that moment, so events queued behind a stuck batch
+// do not wait for it even if nothing else arrives. b.mu is held.
+func (b *batcher) startLocked() {
+	if b.running >= ingestWorkers || len(b.queue) == 0 {
+		return
+	}
+	if wait := ingestStall - time.Since(b.started); b.running == 0 || wait <= 0 {
+		b.running++
+		b.started = time.Now()
+		go b.run()
+	} else if !b.stallCheck {
+		b.stallCheck = true
+		time.AfterFunc(wait, func() {
+			b.mu.Lock()
+			b.stallCheck = false
+			b.startLocked()
+			b.mu.Unlock()
+		})
 	}
 }
 

@@ -76,6 +76,11 @@ func (m *metrics) request(route, method string, status int, d time.Duration) {
 	if route == "" {
 		route = "unmatched"
 	}
+	switch method { // the client names it: keep the label's values few
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+	default:
+		method = "other"
+	}
 	m.requests.With(route, method, strconv.Itoa(status)).Inc()
 	m.latency.With(route).Observe(d.Seconds())
 }

@@ -247,6 +247,14 @@ func TestMetricsEndpoint(t *testing.T) {
 	e.send(stripeEventJSON("", "payment_intent.succeeded", "2023-10-16", piObject(p.PaymentIntentID, "succeeded", 1000, p.ID, "ch_m"))).must(t, 200, nil)
 	e.do("POST", "/api/webhooks/stripe", `{}`, "Stripe-Signature", "t=1,v1=00")
 	e.gw.ObserveCallbackAttempt(paygate.CallbackAttempt{Success: false, ErrorClass: "timeout"})
+	// A method the client makes up is counted as "other": label values stay few.
+	if req, err := http.NewRequest("X-MADE-UP", e.srv.URL+"/api/payments", nil); err != nil {
+		t.Fatal(err)
+	} else if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
 	body := get(t, e.srv.URL+"/metrics")
 	for _, want := range []string{
 		`paygate_http_requests_total{method="GET",route="GET /api/payments",status="200"} 1`,
@@ -256,6 +264,8 @@ func TestMetricsEndpoint(t *testing.T) {
 		`paygate_webhook_events_total{outcome="refused",reason="Stripe-Signature has no v1 signature"} 1`,
 		`paygate_callback_attempts_total{error_class="timeout",result="failure"} 1`,
 		`paygate_callback_queue_depth 0`,
+		`method="other"`,
+		`process_cpu_seconds_total`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {

@@ -721,7 +721,21 @@ func TestWebhookBatchStuckOnALockDoesNotStopOthers(t *testing.T) {
 	}
 	first := make(chan answer, 1)
 	go func() { s, err := post(a); first <- answer{s, err} }()
-	time.Sleep(300 * time.Millisecond) // the first batch waits for the lock
+	// Once the first batch waits for the lock, the next event goes at once:
+	// a second batch starts when the first has waited ingestStall (50 ms),
+	// by a timer, though nothing arrives after it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var waiting int
+		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first batch never waited for the lock")
+		}
+	}
 	select {
 	case got := <-first:
 		t.Fatalf("the event for the locked payment was answered while locked: %+v", got)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -64,6 +65,9 @@ func (s *Store) RecordWebhookEvents(ctx context.Context, recs []*paygate.Webhook
 //     growing. Every statement of these transactions finds its rows by a
 //     key, so an index scan is right at any size.
 //
+// A generic plan belongs to the statement's text, whatever the settings it
+// was made under: a statement of these transactions must not also run
+// elsewhere (it would take its plan there, or bring one back).
 // TestBatchPlansUseIndexes checks the plans on an empty store and a large one.
 const indexPlans = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)`
 
@@ -87,7 +91,9 @@ func (s *Store) onConn(ctx context.Context, fn func(*pgx.Conn) error) error {
 	defer c.Release()
 	err = fn(c.Conn())
 	if err != nil && c.Conn().PgConn().TxStatus() != 'I' {
-		if _, rerr := c.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, rerr := c.Exec(rctx, "ROLLBACK"); rerr != nil {
 			// The pool closes a connection returned mid-transaction.
 			return errors.Join(err, rerr)
 		}

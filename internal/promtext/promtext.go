@@ -23,7 +23,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -392,13 +391,7 @@ func Runtime() []Family {
 		}),
 		NewGaugeFunc("go_memstats_sys_bytes", "Number of bytes obtained from system.", func() float64 { return read("/memory/classes/total:bytes") }),
 		NewCounterFunc("go_gc_cycles_total", "Completed GC cycles.", func() float64 { return read("/gc/cycles/total:gc-cycles") }),
-		NewCounterFunc("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", func() float64 {
-			var ru syscall.Rusage
-			if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-				return 0
-			}
-			return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-		}),
+		NewCounterFunc("process_cpu_seconds_total", "Total user and system CPU time spent in seconds (Unix; 0 elsewhere).", cpuSeconds),
 		NewGaugeFunc("process_resident_memory_bytes", "Resident memory size in bytes (Linux; 0 elsewhere).", residentBytes),
 		NewGaugeFunc("process_open_fds", "Number of open file descriptors (Linux; 0 elsewhere).", func() float64 {
 			fds, err := os.ReadDir("/proc/self/fd")
