@@ -264,7 +264,9 @@ func TestRetryThenSuccessAtScheduledTime(t *testing.T) {
 func TestFailureClasses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	slow := newReceiver(t, func(int, http.ResponseWriter) { time.Sleep(700 * time.Millisecond) })
+	// The timeout is long enough for a loaded machine (-race, other packages
+	// testing beside) to answer the others in time; the slow one is well past it.
+	slow := newReceiver(t, func(int, http.ResponseWriter) { time.Sleep(3 * time.Second) })
 	gone := newReceiver(t, func(_ int, w http.ResponseWriter) { w.WriteHeader(http.StatusGone) })
 	target := newReceiver(t, nil)
 	moved := newReceiver(t, func(_ int, w http.ResponseWriter) {
@@ -287,7 +289,7 @@ func TestFailureClasses(t *testing.T) {
 	refused := "http://" + ln.Addr().String()
 	ln.Close()
 
-	e := f.engine(func(c *callback.Config) { c.Timeout = 200 * time.Millisecond })
+	e := f.engine(func(c *callback.Config) { c.Timeout = time.Second })
 	ids := map[string]string{
 		"timeout":  f.seed(slow.URL, 1)[0],
 		"gone":     f.seed(gone.URL, 1)[0],
