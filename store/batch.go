@@ -80,6 +80,17 @@ func (s *Store) recordPipelined(ctx context.Context, recs []*paygate.WebhookReco
 	return s.onConn(ctx, func(c *pgx.Conn) error { return recordBatch(ctx, c, recs) })
 }
 
+// hotTx runs the statements queue adds as one transaction in one round
+// trip — BEGIN, indexPlans, them, COMMIT — on a connection of its own.
+func (s *Store) hotTx(ctx context.Context, queue func(b *pgx.Batch)) error {
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	b.Queue(indexPlans)
+	queue(b)
+	b.Queue(`COMMIT`)
+	return s.onConn(ctx, func(c *pgx.Conn) error { return c.SendBatch(ctx, b).Close() })
+}
+
 // onConn runs fn, which opens and commits a transaction in pipelines of its
 // own (BEGIN and COMMIT queued with other statements), on a connection of
 // the pool, and rolls back whatever fn left open if it fails.

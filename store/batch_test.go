@@ -184,9 +184,11 @@ func TestRecordCallbackAttemptsBatch(t *testing.T) {
 	}
 	// Every attempt logged, in the batch's order; the new state stored only
 	// under the right token.
-	var order []string
-	rows, _ := pool.Query(ctx, `SELECT callback_id FROM paygate_callback_attempts ORDER BY id`)
-	order, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	rows, err := pool.Query(ctx, `SELECT callback_id FROM paygate_callback_attempts ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,10 +48,8 @@ func (s *Store) ClaimCallbacks(ctx context.Context, limit int, lease time.Durati
 	_, _ = rand.Read(tok[:])
 	token := hex.EncodeToString(tok[:])
 	var out []paygate.Callback
-	b := &pgx.Batch{}
-	b.Queue(`BEGIN`)
-	b.Queue(indexPlans) // as in recordBatch: the claim runs often, on a table that starts empty
-	b.Queue(`UPDATE paygate_callbacks c SET lease_token = $1, lease_expires_at = $2,
+	err := s.hotTx(ctx, func(b *pgx.Batch) {
+		b.Queue(`UPDATE paygate_callbacks c SET lease_token = $1, lease_expires_at = $2,
 			attempts = c.attempts + 1, updated_at = $3
 		FROM (SELECT id FROM paygate_callbacks p
 			WHERE status = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at <= $3)
@@ -61,19 +59,19 @@ func (s *Store) ClaimCallbacks(ctx context.Context, limit int, lease time.Durati
 		WHERE c.id = due.id
 		RETURNING c.id, c.payment_id, c.webhook_event_id, c.sequence, c.event_type, c.action, c.url, c.payload, c.status,
 			c.attempts, c.next_attempt_at, coalesce(c.lease_token, ''), c.last_error, c.created_at, c.updated_at, c.delivered_at`,
-		token, now.Add(lease), now, limit).Query(func(rows pgx.Rows) error {
-		var err error
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (paygate.Callback, error) {
-			c, err := scanCallback(r)
-			if err != nil {
-				return paygate.Callback{}, err
-			}
-			return *c, nil
+			token, now.Add(lease), now, limit).Query(func(rows pgx.Rows) error {
+			var err error
+			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (paygate.Callback, error) {
+				c, err := scanCallback(r)
+				if err != nil {
+					return paygate.Callback{}, err
+				}
+				return *c, nil
+			})
+			return err
 		})
-		return err
 	})
-	b.Queue(`COMMIT`)
-	if err := s.onConn(ctx, func(c *pgx.Conn) error { return c.SendBatch(ctx, b).Close() }); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("store: claim callbacks: %w", err)
 	}
 	return out, nil
@@ -85,22 +83,11 @@ func (s *Store) ClaimCallbacks(ctx context.Context, limit int, lease time.Durati
 // stored: false means another worker holds the callback now, and this late
 // result changed nothing but the log.
 func (s *Store) RecordCallbackAttempt(ctx context.Context, c *paygate.Callback, a paygate.CallbackAttempt) (bool, error) {
-	var applied bool
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		queueAttempt(b, c, a)
-		br := tx.SendBatch(ctx, b)
-		tag, err := br.Exec()
-		applied = err == nil && tag.RowsAffected() == 1
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		return err
-	})
+	applied, err := s.RecordCallbackAttempts(ctx, []callback.Result{{Callback: c, Attempt: a}})
 	if err != nil {
-		return false, fmt.Errorf("store: record callback attempt: %w", err)
+		return false, err
 	}
-	return applied, nil
+	return applied[0], nil
 }
 
 // RecordCallbackAttempts implements callback.BatchQueue: the attempts of a
@@ -109,44 +96,59 @@ func (s *Store) RecordCallbackAttempt(ctx context.Context, c *paygate.Callback, 
 // trip: BEGIN, one UPDATE and one INSERT for the whole batch (rows as
 // arrays), COMMIT.
 func (s *Store) RecordCallbackAttempts(ctx context.Context, results []callback.Result) ([]bool, error) {
-	applied := make([]bool, len(results))
-	if len(results) == 0 {
-		return applied, nil
-	}
-	n := len(results)
-	var (
-		id, token, status, lastErr, event, payment, url, errMsg, errClass, body = make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n)
-		next, created = make([]time.Time, n), make([]time.Time, n)
-		delivered     = make([]*time.Time, n)
-		attempt, code = make([]int32, n), make([]int32, n)
-		success       = make([]bool, n)
-		duration      = make([]int64, n)
-		seen          = make(map[string]bool, n)
-	)
-	for i, r := range results {
-		c, a := r.Callback, r.Attempt
-		if seen[c.ID] {
+	var rows resultRows
+	seen := make(map[string]bool, len(results))
+	for _, r := range results {
+		if seen[r.Callback.ID] {
 			return s.recordAttemptsOneByOne(ctx, results) // one row per callback in the UPDATE below
 		}
-		seen[c.ID] = true
-		id[i], token[i], status[i], next[i], lastErr[i], delivered[i] = c.ID, c.LeaseToken, string(c.Status), c.NextAttemptAt, c.LastError, c.DeliveredAt
-		event[i], payment[i], url[i], attempt[i], success[i], code[i] = c.WebhookEventID, c.PaymentID, a.URL, int32(a.Attempt), a.Success, int32(a.StatusCode)
-		errMsg[i], errClass[i], duration[i], body[i], created[i] = a.Error, a.ErrorClass, a.DurationMs, a.ResponseBody, a.CreatedAt
+		seen[r.Callback.ID] = true
+		rows.add(r.Callback, r.Attempt)
 	}
-	done := map[string]bool{}
-	b := &pgx.Batch{}
-	b.Queue(`BEGIN`)
-	b.Queue(indexPlans)
+	done := make(map[string]bool, len(results))
+	if len(results) > 0 {
+		if err := s.hotTx(ctx, func(b *pgx.Batch) { rows.queue(b, done) }); err != nil {
+			return nil, fmt.Errorf("store: record callback attempts: %w", err)
+		}
+	}
+	applied := make([]bool, len(results))
+	for i, r := range results {
+		applied[i] = done[r.Callback.ID]
+	}
+	return applied, nil
+}
+
+// resultRows collects a group of attempts as arrays, one per column.
+type resultRows struct {
+	id, token, status, lastErr, event, payment, url, errMsg, errClass, body []string
+	next, created                                                           []time.Time
+	delivered                                                               []*time.Time
+	attempt, code                                                           []int32
+	success                                                                 []bool
+	duration                                                                []int64
+}
+
+func (r *resultRows) add(c *paygate.Callback, a paygate.CallbackAttempt) {
+	r.id, r.token, r.status = append(r.id, c.ID), append(r.token, c.LeaseToken), append(r.status, string(c.Status))
+	r.next, r.lastErr, r.delivered = append(r.next, c.NextAttemptAt), append(r.lastErr, c.LastError), append(r.delivered, c.DeliveredAt)
+	r.event, r.payment, r.url = append(r.event, c.WebhookEventID), append(r.payment, c.PaymentID), append(r.url, a.URL)
+	r.attempt, r.success, r.code = append(r.attempt, int32(a.Attempt)), append(r.success, a.Success), append(r.code, int32(a.StatusCode))
+	r.errMsg, r.errClass, r.duration = append(r.errMsg, a.Error), append(r.errClass, a.ErrorClass), append(r.duration, a.DurationMs)
+	r.body, r.created = append(r.body, a.ResponseBody), append(r.created, a.CreatedAt)
+}
+
+// queue queues the group's two writes: each callback's new state, fenced
+// by its lease token (done gets the ids it was stored for), and the
+// attempts' log rows in the group's order.
+func (r *resultRows) queue(b *pgx.Batch, done map[string]bool) {
 	b.Queue(`UPDATE paygate_callbacks c SET status = u.status, next_attempt_at = u.next_attempt_at, last_error = u.last_error,
 		delivered_at = u.delivered_at, lease_token = NULL, lease_expires_at = NULL, updated_at = u.created_at
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::timestamptz[], $7::timestamptz[])
 			AS u(id, token, status, next_attempt_at, last_error, delivered_at, created_at)
 		WHERE c.id = u.id AND c.lease_token = u.token
-		RETURNING c.id`, id, token, status, next, lastErr, delivered, created).Query(func(rows pgx.Rows) error {
-		var cid string
-		_, err := pgx.ForEachRow(rows, []any{&cid}, func() error { done[cid] = true; return nil })
+		RETURNING c.id`, r.id, r.token, r.status, r.next, r.lastErr, r.delivered, r.created).Query(func(rows pgx.Rows) error {
+		var id string
+		_, err := pgx.ForEachRow(rows, []any{&id}, func() error { done[id] = true; return nil })
 		return err
 	})
 	b.Queue(`INSERT INTO paygate_callback_attempts (callback_id, webhook_event_id, payment_id, url, attempt, success,
@@ -157,15 +159,7 @@ func (s *Store) RecordCallbackAttempts(ctx context.Context, results []callback.R
 			$9::text[], $10::int8[], $11::text[], $12::timestamptz[]) WITH ORDINALITY
 			AS u(callback_id, webhook_event_id, payment_id, url, attempt, success, status_code, error, error_class,
 				duration_ms, response_body, created_at, ord)
-		ORDER BY ord`, id, event, payment, url, attempt, success, code, errMsg, errClass, duration, body, created)
-	b.Queue(`COMMIT`)
-	if err := s.onConn(ctx, func(c *pgx.Conn) error { return c.SendBatch(ctx, b).Close() }); err != nil {
-		return nil, fmt.Errorf("store: record callback attempts: %w", err)
-	}
-	for i := range results {
-		applied[i] = done[id[i]]
-	}
-	return applied, nil
+		ORDER BY ord`, r.id, r.event, r.payment, r.url, r.attempt, r.success, r.code, r.errMsg, r.errClass, r.duration, r.body, r.created)
 }
 
 // recordAttemptsOneByOne is RecordCallbackAttempts a statement per row, for

@@ -228,12 +228,13 @@ func (c *Counter) Add(d float64) {
 type CounterVec struct {
 	meta
 	vec vec[Counter]
+	typ string // "counter"; "gauge" for go_info
 }
 
 // NewCounterVec returns a counter Family. With no labels it has one series,
 // written even at 0.
 func NewCounterVec(name, help string, labels ...string) *CounterVec {
-	c := &CounterVec{meta: meta{Name: name, Help: help, Labels: labels}}
+	c := &CounterVec{meta: meta{Name: name, Help: help, Labels: labels}, typ: "counter"}
 	c.vec.make = func() *Counter { return &Counter{} }
 	if len(labels) == 0 {
 		c.vec.with(0, nil)
@@ -246,7 +247,7 @@ func NewCounterVec(name, help string, labels ...string) *CounterVec {
 func (c *CounterVec) With(values ...string) *Counter { return c.vec.with(len(c.Labels), values) }
 
 func (c *CounterVec) write(w *bufio.Writer) {
-	c.header(w, "counter")
+	c.header(w, c.typ)
 	c.vec.each(func(values []string, x *Counter) { series(w, c.Name, c.Labels, values, "", x.v.get()) })
 }
 
@@ -376,13 +377,14 @@ func Runtime() []Family {
 		return 0
 	}
 	info := NewCounterVec("go_info", "Information about the Go environment.", "version")
+	info.typ = "gauge"
 	fs := []Family{
 		NewGaugeFunc("go_goroutines", "Number of goroutines that currently exist.", func() float64 { return float64(runtime.NumGoroutine()) }),
 		NewGaugeFunc("go_threads", "Number of OS threads created.", func() float64 {
 			n, _ := runtime.ThreadCreateProfile(nil)
 			return float64(n)
 		}),
-		&gaugeVec{info},
+		info,
 		NewGaugeFunc("go_memstats_heap_alloc_bytes", "Number of heap bytes allocated and still in use.", func() float64 {
 			return read("/memory/classes/heap/objects:bytes")
 		}),
@@ -404,14 +406,6 @@ func Runtime() []Family {
 	}
 	info.With(runtime.Version()).Inc()
 	return fs
-}
-
-// gaugeVec writes a counter vector as a gauge (go_info).
-type gaugeVec struct{ *CounterVec }
-
-func (g *gaugeVec) write(w *bufio.Writer) {
-	g.header(w, "gauge")
-	g.vec.each(func(values []string, x *Counter) { series(w, g.Name, g.Labels, values, "", x.v.get()) })
 }
 
 func residentBytes() float64 {
