@@ -72,7 +72,7 @@ const (
 // request goes on. Payment data never goes through it.
 type logWriter struct {
 	g         *Gateway
-	ch        chan SystemLog
+	ch        chan *SystemLog // pointers: the buffer costs memory only for the rows in it
 	dropped   atomic.Int64
 	stop      chan struct{}
 	done      chan struct{}
@@ -83,7 +83,7 @@ type logWriter struct {
 // newLogWriter makes the writer; Run starts it (start), Close or the end
 // of Run stops it after a last flush.
 func newLogWriter(g *Gateway, buffer int) *logWriter {
-	return &logWriter{g: g, ch: make(chan SystemLog, buffer), stop: make(chan struct{}), done: make(chan struct{})}
+	return &logWriter{g: g, ch: make(chan *SystemLog, buffer), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // start runs the writer in the background (once).
@@ -100,7 +100,7 @@ func (w *logWriter) add(row SystemLog) {
 	default:
 	}
 	select {
-	case w.ch <- row:
+	case w.ch <- &row:
 	default:
 		w.dropped.Add(1)
 	}
@@ -110,7 +110,7 @@ func (w *logWriter) run() {
 	defer close(w.done)
 	tick := time.NewTicker(systemLogFlushEvery)
 	defer tick.Stop()
-	batch := make([]SystemLog, 0, systemLogBatch)
+	var batch []SystemLog // grows to the largest batch written, at most systemLogBatch
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -123,8 +123,8 @@ func (w *logWriter) run() {
 		cancel()
 		batch = batch[:0]
 	}
-	add := func(row SystemLog) {
-		batch = append(batch, row)
+	add := func(row *SystemLog) {
+		batch = append(batch, *row)
 		if len(batch) >= systemLogBatch {
 			flush()
 		}

@@ -123,7 +123,8 @@ type Engine struct {
 
 	// inline holds callbacks stored already leased to this engine (see
 	// ClaimToken), to be sent at once; running is set while Run runs.
-	inline  chan Callback
+	// Pointers: the queue costs memory only for the callbacks in it.
+	inline  chan *Callback
 	running atomic.Bool
 
 	// Results are recorded in groups: one transaction at a time; the
@@ -203,7 +204,7 @@ func New(cfg Config) (*Engine, error) {
 		client.Transport = t
 	}
 	e := &Engine{cfg: cfg, signer: signer, client: client, log: cfg.Logger, wake: make(chan struct{}, 1),
-		inline: make(chan Callback, inlineQueue)}
+		inline: make(chan *Callback, inlineQueue)}
 	if cfg.BreakerThreshold == 0 {
 		cfg.BreakerThreshold = 10
 	}
@@ -276,7 +277,8 @@ func (e *Engine) ClaimToken() (token string, until time.Time) {
 // ClaimToken, in the background. It does not block: if its queue is full
 // the callbacks wait for their leases to expire and are claimed then.
 func (e *Engine) Deliver(cbs []Callback) {
-	for _, c := range cbs {
+	for i := range cbs {
+		c := &cbs[i]
 		select {
 		case e.inline <- c:
 		default:
@@ -295,13 +297,13 @@ func (e *Engine) workInline(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case c := <-e.inline:
-			cbs = append(cbs, c)
+			cbs = append(cbs, *c)
 		}
 	gather:
 		for len(cbs) < claimBatch {
 			select {
 			case c := <-e.inline:
-				cbs = append(cbs, c)
+				cbs = append(cbs, *c)
 			default:
 				break gather
 			}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -104,6 +105,16 @@ func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	}
 	if !strings.Contains(url, "pool_max_conns") {
 		pcfg.MaxConns = 16 // pgx's default (4 on this kind of machine) queues webhook bursts
+	}
+	// pgx sizes two caches of 512 statements on every connection up front:
+	// paymentd runs about a hundred distinct statements, and the second
+	// cache serves only the cache_describe mode. Both cost heap (about
+	// half a megabyte over the pool) that the collector scans on every cycle.
+	if !strings.Contains(url, "statement_cache_capacity") {
+		pcfg.ConnConfig.StatementCacheCapacity = 128
+	}
+	if !strings.Contains(url, "description_cache_capacity") && pcfg.ConnConfig.DefaultQueryExecMode != pgx.QueryExecModeCacheDescribe {
+		pcfg.ConnConfig.DescriptionCacheCapacity = 0
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
