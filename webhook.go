@@ -219,17 +219,39 @@ func verifyStripeSignature(payload []byte, header string, secrets []string, tole
 	return nil
 }
 
-// stripeEvent is the part of a Stripe event paygate reads. Parsing only
-// these fields makes events of any API version acceptable.
-type stripeEvent struct {
+// stripeEvent is the part of a Stripe event paygate reads, with its
+// data.object as O: stripeObject to read the object in the same pass,
+// json.RawMessage to leave it unread. Parsing only these fields makes events
+// of any API version acceptable.
+type stripeEvent[O any] struct {
 	ID         string `json:"id"`
 	Type       string `json:"type"`
 	APIVersion string `json:"api_version"`
 	Created    int64  `json:"created"`
 	Livemode   bool   `json:"livemode"`
 	Data       struct {
-		Object json.RawMessage `json:"object"`
+		Object O `json:"object"`
 	} `json:"data"`
+}
+
+// parseEvent reads a Stripe event and its data.object in one pass. When
+// anything in the payload does not fit (objOK false), it reads the envelope
+// alone: an event whose object paygate cannot read is still an event, stored
+// as failed if its type is one paygate handles. ok is false when the payload
+// is not a JSON event at all.
+func parseEvent(payload []byte) (ev stripeEvent[stripeObject], objOK, ok bool) {
+	if !bytes.HasPrefix(bytes.TrimSpace(payload), []byte("{")) {
+		return ev, false, false
+	}
+	if err := json.Unmarshal(payload, &ev); err == nil {
+		return ev, ev.Data.Object.ID != "", true
+	}
+	var env stripeEvent[json.RawMessage]
+	if err := json.Unmarshal(payload, &env); err != nil {
+		return ev, false, false
+	}
+	ev = stripeEvent[stripeObject]{ID: env.ID, Type: env.Type, APIVersion: env.APIVersion, Created: env.Created, Livemode: env.Livemode}
+	return ev, false, true
 }
 
 // expandable reads a Stripe field that is an id or an expanded object.
@@ -349,8 +371,8 @@ func (g *Gateway) ingestEvent(ctx context.Context, payload []byte, source string
 		g.metrics.webhook("refused", "not an event")
 		return nil, invalidParam("body", "the payload is not valid UTF-8 text without NUL characters")
 	}
-	var ev stripeEvent
-	if err := json.Unmarshal(payload, &ev); err != nil || !bytes.HasPrefix(bytes.TrimSpace(payload), []byte("{")) {
+	ev, objOK, ok := parseEvent(payload)
+	if !ok {
 		g.webhookLog(ctx, LevelWarn, "webhook refused: the payload is not a JSON event", nil)
 		g.metrics.webhook("refused", "not an event")
 		return nil, invalidParam("body", "the payload is not a JSON event")
@@ -369,12 +391,12 @@ func (g *Gateway) ingestEvent(ctx context.Context, payload []byte, source string
 	var apply func(p *Payment) (EventOutcome, error)
 	queued := 0 // callbacks the transaction queued
 	if handledTypes[ev.Type] {
-		var obj stripeObject
-		if err := json.Unmarshal(ev.Data.Object, &obj); err != nil || obj.ID == "" {
+		obj := &ev.Data.Object
+		if !objOK {
 			stored.Status, stored.Error = EventFailed, "data.object is not a readable Stripe object"
 		} else {
 			refs = obj.refs()
-			e := eventObject{id: ev.ID, typ: ev.Type, created: stored.CreatedAt, obj: &obj}
+			e := eventObject{id: ev.ID, typ: ev.Type, created: stored.CreatedAt, obj: obj}
 			apply = func(p *Payment) (EventOutcome, error) {
 				if p == nil {
 					return EventOutcome{Status: EventUnmatched}, nil

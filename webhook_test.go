@@ -576,6 +576,51 @@ func TestWebhookConfirmsAPIRefund(t *testing.T) {
 	}
 }
 
+// TestWebhookEventParsing: an event's envelope and data.object are read in
+// one pass, and when anything does not fit, the envelope alone: an object
+// paygate cannot read makes a handled event failed (stored, 200, Stripe stops
+// resending), never a refusal, and an envelope that is not an event is a 400
+// naming the body.
+func TestWebhookEventParsing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withWebhookSecrets(whsecNew))
+	event := func(envelope, typ, obj string) []byte {
+		id := fmt.Sprintf("evt_parse%08d", evtSeq.Add(1))
+		return []byte(`{"id":"` + id + `","object":"event","type":"` + typ + `","api_version":"2023-10-16",` + envelope +
+			`"data":{"object":` + obj + `,"previous_attributes":{}},"pending_webhooks":1}`)
+	}
+	const good = `"created":1700000000,"livemode":false,`
+	for _, tc := range []struct {
+		name, envelope, typ, obj string
+		want                     paygate.EventStatus // "" = refused with 400
+	}{
+		{"readable object", good, "payment_intent.succeeded", `{"id":"pi_parse1","object":"payment_intent","status":"succeeded","amount":100,"currency":"usd"}`, paygate.EventUnmatched},
+		{"amount is text", good, "payment_intent.succeeded", `{"id":"pi_parse2","amount":"ten"}`, paygate.EventFailed},
+		{"expandable id is a number", good, "payment_intent.succeeded", `{"id":"pi_parse3","latest_charge":{"id":5}}`, paygate.EventFailed},
+		{"metadata is a list", good, "charge.refunded", `{"id":"ch_parse4","metadata":["a"]}`, paygate.EventFailed},
+		{"object is null", good, "charge.refunded", `null`, paygate.EventFailed},
+		{"object has no id", good, "charge.refunded", `{"amount":5}`, paygate.EventFailed},
+		{"unhandled type, odd object", good, "customer.created", `{"id":"cus_1","amount":"ten"}`, paygate.EventIgnored},
+		{"created is text", `"created":"yesterday","livemode":false,`, "payment_intent.succeeded", `{"id":"pi_parse5"}`, ""},
+		{"livemode is text, object odd too", `"created":1700000000,"livemode":"no",`, "payment_intent.succeeded", `{"id":"pi_parse6","amount":"ten"}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.send(event(tc.envelope, tc.typ, tc.obj))
+			if tc.want == "" {
+				if r.Status != 400 || !strings.Contains(string(r.Raw), `"param":"body"`) {
+					t.Fatalf("want a 400 naming body, got %d %s", r.Status, r.Raw)
+				}
+				return
+			}
+			var res paygate.WebhookResult
+			r.must(t, 200, &res)
+			if res.Status != tc.want {
+				t.Fatalf("status %q, want %q: %s", res.Status, tc.want, r.Raw)
+			}
+		})
+	}
+}
+
 func TestWebhookIgnoredUnmatchedAndVersions(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, withWebhookSecrets(whsecNew))
