@@ -126,6 +126,29 @@ func (f *fixture) seed(url string, n int) []string {
 	return f.ids(rows, n)
 }
 
+// seedLeased queues one callback stored as RecordWebhookEvents stores a
+// callback claimed at birth: leased to token until until, its first attempt
+// counted, in the statement that inserts it, so that no claim can take it
+// first.
+func (f *fixture) seedLeased(url, token string, until time.Time) string {
+	f.t.Helper()
+	ctx := context.Background()
+	now := f.clock.Now()
+	run := fmt.Sprint(rand.Int64())
+	if _, err := f.pool.Exec(ctx, `INSERT INTO paygate_payments (id, method, status, amount, currency, created_at, updated_at)
+		VALUES ('pay_leased' || $1, 'intent', 'succeeded', 1000, 'usd', $2, $2)`, run, now); err != nil {
+		f.t.Fatal(err)
+	}
+	rows, err := f.pool.Query(ctx, `INSERT INTO paygate_callbacks (id, payment_id, webhook_event_id, sequence, event_type, action, url,
+			payload, status, next_attempt_at, created_at, updated_at, lease_token, lease_expires_at, attempts)
+		VALUES ('cb_leased' || $1, 'pay_leased' || $1, 'evt_leased' || $1, 1, 'payment_intent.succeeded', 'payment_succeeded', $2,
+			'{"n": 1}', 'pending', $3, $3, $3, $4, $5, 1) RETURNING id`, run, url, now, token, until)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return f.ids(rows, 1)[0]
+}
+
 // seedOne queues n callbacks of one payment (sequences 1…n), due now.
 func (f *fixture) seedOne(url string, n int) []string {
 	f.t.Helper()
@@ -677,12 +700,7 @@ func TestClaimedAtBirthDelivered(t *testing.T) {
 	if tok == "" || !until.Equal(f.clock.Now().Add(e.Lease())) {
 		t.Fatalf("ClaimToken while running = %q, %v", tok, until)
 	}
-	// Stored as RecordWebhookEvents stores a claimed callback.
-	id := f.seed(rc.URL, 1)[0]
-	if _, err := f.pool.Exec(context.Background(), `UPDATE paygate_callbacks SET lease_token = $2, lease_expires_at = $3, attempts = 1
-		WHERE id = $1`, id, tok, until); err != nil {
-		t.Fatal(err)
-	}
+	id := f.seedLeased(rc.URL, tok, until)
 	c := *f.callback(id)
 	c.LeaseToken = tok
 	e.Deliver([]callback.Callback{c})
@@ -696,16 +714,14 @@ func TestClaimedAtBirthDelivered(t *testing.T) {
 	}
 	// The receiver goes down: once the breaker opens, no more claims at birth.
 	down.Store(true)
-	ids := f.seed(rc.URL, 2)
-	for _, id := range ids {
+	var ids []string
+	for range 2 {
 		tok, until := e.ClaimToken()
 		if tok == "" {
 			t.Fatal("ClaimToken refused before the breaker opened")
 		}
-		if _, err := f.pool.Exec(context.Background(), `UPDATE paygate_callbacks SET lease_token = $2, lease_expires_at = $3, attempts = 1
-			WHERE id = $1`, id, tok, until); err != nil {
-			t.Fatal(err)
-		}
+		id := f.seedLeased(rc.URL, tok, until)
+		ids = append(ids, id)
 		c := *f.callback(id)
 		c.LeaseToken = tok
 		e.Deliver([]callback.Callback{c})
