@@ -23,3 +23,6 @@ func FloodSystemLog(g *Gateway, n int) time.Duration {
 	}
 	return time.Since(start)
 }
+
+// ReadBody exposes the request body reader.
+var ReadBody = readBody

@@ -70,7 +70,7 @@ func (g *Gateway) idempotent(next http.HandlerFunc) http.HandlerFunc {
 			g.writeError(w, r, invalidParam("Idempotency-Key", "Idempotency-Key must be 1 to %d printable ASCII characters", maxIdempotencyKey))
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxAPIBodyBytes))
+		body, err := readBody(w, r, MaxAPIBodyBytes)
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {

@@ -2,8 +2,13 @@ package paygate_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -100,4 +105,57 @@ func TestRequestIDInLogLines(t *testing.T) {
 	if r := e.do("GET", "/api/health/live", "", "X-Request-Id", "bad id with spaces"); !strings.HasPrefix(r.Header.Get("X-Request-Id"), "req_") {
 		t.Fatalf("malformed request id kept: %q", r.Header.Get("X-Request-Id"))
 	}
+}
+
+// TestReadBody: request bodies are read whole and exact whatever their size
+// and whether their length is declared (chunked bodies are not), a body at
+// the limit is accepted and one byte over it is a *http.MaxBytesError, and
+// a declared length the body falls short of is an error.
+func TestReadBody(t *testing.T) {
+	t.Parallel()
+	const limit = 200_000
+	for _, size := range []int{0, 1, 511, 512, 513, 3_700, 65_535, 65_536, 65_537, 150_000, limit} {
+		for _, declared := range []bool{true, false} {
+			want := bytes.Repeat([]byte("0123456789abcdef"), size/16+1)[:size]
+			r := httptest.NewRequest("POST", "/x", bytes.NewReader(want))
+			if !declared {
+				r.ContentLength = -1
+			}
+			got, err := paygate.ReadBody(httptest.NewRecorder(), r, limit)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("size %d declared %v: %d bytes, %v", size, declared, len(got), err)
+			}
+		}
+	}
+	for _, declared := range []bool{true, false} {
+		r := httptest.NewRequest("POST", "/x", bytes.NewReader(make([]byte, limit+1)))
+		if !declared {
+			r.ContentLength = -1
+		}
+		var mbe *http.MaxBytesError
+		if _, err := paygate.ReadBody(httptest.NewRecorder(), r, limit); !errors.As(err, &mbe) {
+			t.Fatalf("one byte over the limit, declared %v: %v", declared, err)
+		}
+	}
+	short := httptest.NewRequest("POST", "/x", nil)
+	short.Body = io.NopCloser(&failingReader{data: []byte(strings.Repeat("x", 100)), err: io.ErrUnexpectedEOF})
+	short.ContentLength = 1_000
+	if _, err := paygate.ReadBody(httptest.NewRecorder(), short, limit); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("a body short of its declared length: %v", err)
+	}
+}
+
+// failingReader returns data, then err.
+type failingReader struct {
+	data []byte
+	err  error
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if len(f.data) == 0 {
+		return 0, f.err
+	}
+	n := copy(p, f.data)
+	f.data = f.data[n:]
+	return n, nil
 }
