@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -12,7 +13,10 @@ import (
 // things Stripe's Dashboard does (refund, dispute, settle a bank debit,
 // fail a refund), move the clock and flush webhooks, without writing code.
 
-var dashTmpl = template.Must(template.New("dash").Parse(`<!doctype html>
+// dashTmpl is parsed on first use: a paymentd that never serves it pays nothing
+// for it (heap, and the template packages' pages in memory).
+var dashTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("dash").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Dashboard · paygate sandbox</title><style>` + pageCSS + `
 main{max-width:72rem}table{border-collapse:collapse;width:100%;font-size:.9rem}
@@ -48,6 +52,7 @@ form.inline{display:inline}form.inline button{display:inline;width:auto;margin:.
 <form class="inline" method="post" action="{{$.Action}}"><input type="hidden" name="action" value="lose"><input type="hidden" name="id" value="{{.ID}}"><button id="lose-{{.ID}}">Lose</button></form>{{end}}
 </td></tr>{{else}}<tr><td colspan="6" class="muted">No disputes yet.</td></tr>{{end}}</table>
 </main></body></html>`))
+})
 
 type dashRow struct {
 	ID, PaymentID, PaymentIntent, Amount, Status, Refunded, Reason string
@@ -83,7 +88,7 @@ func (s *Sandbox) pageDashboard(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = dashTmpl.Execute(w, d)
+	_ = dashTmpl().Execute(w, d)
 }
 
 func (s *Sandbox) pageDashboardPost(w http.ResponseWriter, r *http.Request) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 )
 
 // pageRoutes adds the hosted pages a person (or a browser test) uses.
@@ -38,7 +39,10 @@ button.primary{background:#1f883d;color:#fff;border-color:#1a7f37;text-align:cen
 input[type=text]{width:100%;box-sizing:border-box;padding:.6rem;font-size:1rem;border:1px solid #d0d7de;border-radius:6px}
 fieldset{border:1px solid #d0d7de;border-radius:6px;margin:1rem 0}code{font-size:.85rem}`
 
-var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
+// pageTmpl is parsed on first use: a paymentd that never serves it pays nothing
+// for it (heap, and the template packages' pages in memory).
+var pageTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{{.Title}} · paygate sandbox</title><style>` + pageCSS + `</style></head>
 <body><div class="banner" id="sandbox-banner">SANDBOX: paygate's Stripe stand-in. No real money moves.</div>
@@ -65,6 +69,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 {{with .Cancel}}<p><a href="{{.}}" id="cancel">Cancel and go back</a></p>{{end}}
 <p class="muted">{{.Footer}}</p>
 </main></body></html>`))
+})
 
 type pageButton struct {
 	Name, Value, ID, Label string
@@ -85,7 +90,7 @@ func (s *Sandbox) render(w http.ResponseWriter, status int, d pageData) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_ = pageTmpl.Execute(w, d)
+	_ = pageTmpl().Execute(w, d)
 }
 
 // cardButtons are the payment method buttons every payment page shows.

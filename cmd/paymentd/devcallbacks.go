@@ -110,7 +110,10 @@ func (r *devReceiver) list(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(r.latest())
 }
 
-var devPage = template.Must(template.New("callbacks").Parse(`<!doctype html>
+// devPage is parsed on first use: a paymentd that never serves it pays nothing
+// for it (heap, and the template packages' pages in memory).
+var devPage = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("callbacks").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="refresh" content="3"><title>Callbacks received — paymentd dev</title>
 <style>
@@ -131,8 +134,9 @@ summary{cursor:pointer}
 <details><summary>payload</summary><pre>{{.Body}}</pre></details>
 </div>{{end}}
 </main></body></html>`))
+})
 
 func (r *devReceiver) page(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = devPage.Execute(w, r.latest())
+	_ = devPage().Execute(w, r.latest())
 }
