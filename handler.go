@@ -177,30 +177,17 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 }
 
 // readBody reads r's body, at most limit bytes (an *http.MaxBytesError past
-// it), as io.ReadAll does but into a buffer of the declared Content-Length
-// (up to 64 KiB, so that a length declared and never sent costs no more than
-// that): one allocation for a typical body where io.ReadAll's 512 bytes,
-// doubled, make five.
+// it), into a buffer sized for the declared Content-Length (up to 64 KiB, so
+// that a length declared and never sent costs no more than that): one
+// allocation for a typical body where io.ReadAll's 512 bytes, doubled, make
+// five.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	body := http.MaxBytesReader(w, r.Body, limit)
-	size := int64(512)
+	var buf bytes.Buffer
 	if n := r.ContentLength; n > 0 {
-		size = min(n, limit, 64<<10) + 1 // +1: the read that meets EOF needs no growth
+		buf.Grow(int(min(n, limit, 64<<10)) + bytes.MinRead) // ReadFrom wants MinRead free before its last read
 	}
-	b := make([]byte, 0, size)
-	for {
-		n, err := body.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)] // let append pick the growth
-		}
-	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	return buf.Bytes(), err
 }
 
 // decodeJSON reads r's body (at most limit bytes) into dst strictly: one

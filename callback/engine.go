@@ -432,19 +432,22 @@ func (e *Engine) recordGrouped(ctx context.Context, cbs []Callback, results []at
 		return
 	}
 	for {
+		e.recMu.Lock()
+		if len(e.recQueue) == 0 {
+			e.recRunning = false
+			e.recMu.Unlock()
+			return
+		}
+		e.recMu.Unlock()
 		// Under load, space the groups: the results that arrive meanwhile
-		// join this one and share its commit. Idle, nothing waits.
+		// join these and share their commit. With nothing queued the leader
+		// has returned above, so an idle worker never waits.
 		if wait := time.Until(e.recLast.Add(resultSpacing)); wait > 0 {
 			time.Sleep(wait)
 		}
 		e.recMu.Lock()
 		items := e.recQueue
 		e.recQueue = nil
-		if len(items) == 0 {
-			e.recRunning = false
-			e.recMu.Unlock()
-			return
-		}
 		e.recMu.Unlock()
 		var all []Callback
 		var res []attempt
