@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/numedapp/paygate"
 	"github.com/numedapp/paygate/internal/testenv"
 	"github.com/numedapp/paygate/store"
 	"github.com/numedapp/paygate/store/storetest"
@@ -56,5 +58,52 @@ func TestMigrateConcurrentAndIdempotent(t *testing.T) {
 	var n int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM paygate_migrations`).Scan(&n); err != nil || n != len(ms) {
 		t.Fatalf("paygate_migrations rows = %d (%v), want %d", n, err, len(ms))
+	}
+}
+
+// Migration 011 compresses new event payloads with lz4 where the server
+// has it (PostgreSQL 14 and later, built with lz4, as Debian's and the
+// official images are), and stored payloads read back byte for byte.
+func TestEventPayloadsLZ4(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	var lz4 bool
+	if _, err := pool.Exec(ctx, `CREATE TEMP TABLE paygate_lz4_probe (j json COMPRESSION lz4)`); err == nil {
+		lz4 = true
+	} else {
+		t.Logf("this server has no lz4 (%v): the payload column must keep the default", err)
+	}
+	var method string
+	if err := pool.QueryRow(ctx, `SELECT attcompression::text FROM pg_attribute
+		WHERE attrelid = 'paygate_webhook_events'::regclass AND attname = 'payload'`).Scan(&method); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[bool]string{true: "l", false: ""}[lz4]; method != want {
+		t.Fatalf("payload compression = %q, want %q (lz4 available: %v)", method, want, lz4)
+	}
+
+	s := store.New(pool)
+	ev := &paygate.WebhookEvent{ID: "evt_lz4", Type: "payment_intent.succeeded", CreatedAt: t0, ReceivedAt: t0, Status: paygate.EventIgnored}
+	// Big enough to be compressed (over about 2 KB), as Stripe's events are.
+	ev.Payload = []byte(fmt.Sprintf(`{"id":"evt_lz4","object":"event","data":{"object":{"description":%q}}}`, strings.Repeat("paygate ", 600)))
+	if _, _, err := s.RecordWebhookEvent(ctx, ev, paygate.PaymentRefs{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var stored, size int
+	var got string
+	if err := pool.QueryRow(ctx, `SELECT coalesce(pg_column_compression(payload), ''), pg_column_size(payload), octet_length(payload::text)
+		FROM paygate_webhook_events WHERE id = 'evt_lz4'`).Scan(&got, &size, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[bool]string{true: "lz4", false: "pglz"}[lz4]; got != want || size >= stored {
+		t.Fatalf("stored payload: compression %q, %d bytes for %d, want %s and smaller", got, size, stored, want)
+	}
+	back, err := s.GetWebhookEvent(ctx, "evt_lz4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(back.Payload) != string(ev.Payload) {
+		t.Fatalf("payload read back differs: %d bytes, want %d", len(back.Payload), len(ev.Payload))
 	}
 }
