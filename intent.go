@@ -198,12 +198,7 @@ func intentEvent(pi *stripe.PaymentIntent) (eventObject, bool) {
 		o.LatestCharge = expandable(pi.LatestCharge.ID)
 	}
 	if e := pi.LastPaymentError; e != nil {
-		o.LastPaymentError = &struct {
-			Charge      string `json:"charge"`
-			Code        string `json:"code"`
-			DeclineCode string `json:"decline_code"`
-			Message     string `json:"message"`
-		}{Charge: e.ChargeID, Code: string(e.Code), DeclineCode: string(e.DeclineCode), Message: e.Msg}
+		o.LastPaymentError = &lastPaymentError{Charge: e.ChargeID, Code: string(e.Code), DeclineCode: string(e.DeclineCode), Message: e.Msg}
 	}
 	typ := ""
 	switch pi.Status {

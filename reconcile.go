@@ -377,9 +377,7 @@ func sessionView(s *stripe.CheckoutSession) (string, *stripeObject, error) {
 		o.PaymentLink = expandable(s.PaymentLink.ID)
 	}
 	if s.CustomerDetails != nil && s.CustomerDetails.Email != "" {
-		o.CustomerDetails = &struct {
-			Email string `json:"email"`
-		}{Email: s.CustomerDetails.Email}
+		o.CustomerDetails = &customerDetails{Email: s.CustomerDetails.Email}
 	}
 	switch s.Status {
 	case stripe.CheckoutSessionStatusComplete:

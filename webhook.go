@@ -243,6 +243,9 @@ func parseEvent(payload []byte) (ev stripeEvent[stripeObject], objOK, ok bool) {
 	if !bytes.HasPrefix(bytes.TrimSpace(payload), []byte("{")) {
 		return ev, false, false
 	}
+	if ev, ok := fastEvent(payload); ok {
+		return ev, ev.Data.Object.ID != "", true
+	}
 	if err := json.Unmarshal(payload, &ev); err == nil {
 		return ev, ev.Data.Object.ID != "", true
 	}
@@ -279,42 +282,49 @@ func (e *expandable) UnmarshalJSON(b []byte) error {
 // stripeObject holds the fields of every object type paygate handles:
 // PaymentIntent, Checkout Session, Charge, Refund and Dispute.
 type stripeObject struct {
-	ID               string            `json:"id"`
-	Object           string            `json:"object"`
-	Status           string            `json:"status"`
-	Amount           int64             `json:"amount"`
-	AmountReceived   int64             `json:"amount_received"`
-	AmountRefunded   int64             `json:"amount_refunded"`
-	AmountTotal      int64             `json:"amount_total"`
-	Created          int64             `json:"created"`
-	Currency         string            `json:"currency"`
-	Metadata         map[string]string `json:"metadata"`
-	PaymentIntent    expandable        `json:"payment_intent"`
-	PaymentLink      expandable        `json:"payment_link"`
-	PaymentStatus    string            `json:"payment_status"`
-	Charge           expandable        `json:"charge"`
-	LatestCharge     expandable        `json:"latest_charge"`
-	Reason           string            `json:"reason"`
-	CustomerEmail    string            `json:"customer_email"`
-	LastPaymentError *struct {
-		Charge      string `json:"charge"`
-		Code        string `json:"code"`
-		DeclineCode string `json:"decline_code"`
-		Message     string `json:"message"`
-	} `json:"last_payment_error"`
-	Refunds *struct {
-		Data []stripeObject `json:"data"`
-	} `json:"refunds"`
+	ID               string                    `json:"id"`
+	Object           string                    `json:"object"`
+	Status           string                    `json:"status"`
+	Amount           int64                     `json:"amount"`
+	AmountReceived   int64                     `json:"amount_received"`
+	AmountRefunded   int64                     `json:"amount_refunded"`
+	AmountTotal      int64                     `json:"amount_total"`
+	Created          int64                     `json:"created"`
+	Currency         string                    `json:"currency"`
+	Metadata         map[string]string         `json:"metadata"`
+	PaymentIntent    expandable                `json:"payment_intent"`
+	PaymentLink      expandable                `json:"payment_link"`
+	PaymentStatus    string                    `json:"payment_status"`
+	Charge           expandable                `json:"charge"`
+	LatestCharge     expandable                `json:"latest_charge"`
+	Reason           string                    `json:"reason"`
+	CustomerEmail    string                    `json:"customer_email"`
+	LastPaymentError *lastPaymentError         `json:"last_payment_error"`
+	Refunds          *stripeList[stripeObject] `json:"refunds"`
 	// Charges is a PaymentIntent's charges in API versions before
 	// 2022-11-15 (no latest_charge then).
-	Charges *struct {
-		Data []struct {
-			ID string `json:"id"`
-		} `json:"data"`
-	} `json:"charges"`
-	CustomerDetails *struct {
-		Email string `json:"email"`
-	} `json:"customer_details"`
+	Charges         *stripeList[stripeID] `json:"charges"`
+	CustomerDetails *customerDetails      `json:"customer_details"`
+}
+
+type lastPaymentError struct {
+	Charge      string `json:"charge"`
+	Code        string `json:"code"`
+	DeclineCode string `json:"decline_code"`
+	Message     string `json:"message"`
+}
+
+// stripeList is a Stripe list object: its data, the rest unread.
+type stripeList[T any] struct {
+	Data []T `json:"data"`
+}
+
+type stripeID struct {
+	ID string `json:"id"`
+}
+
+type customerDetails struct {
+	Email string `json:"email"`
 }
 
 // refs names the payment an object belongs to.
