@@ -121,6 +121,7 @@ func (w *logWriter) run() {
 			w.g.log.LogAttrs(ctx, slog.LevelError, "paygate: writing system log rows failed", slog.Int("rows", len(batch)), attrErr(err))
 		}
 		cancel()
+		clear(batch) // the rows' strings and fields maps are garbage now, not held until overwritten
 		batch = batch[:0]
 	}
 	add := func(row *SystemLog) {
