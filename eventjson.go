@@ -508,9 +508,13 @@ var stripeObjectFields = []string{"id", "object", "status", "amount", "amount_re
 // list reads a Stripe list object's data array (an object element read by
 // elem; a null element gives up).
 func fastList[T any](d *fastDecoder, depth int, dst *[]T, elem func(depth int, el *T) bool) bool {
+	var seen uint32
 	return d.object(depth, func(key []byte) bool {
 		if string(key) != "data" {
 			return d.other(key, depth+1, "data")
+		}
+		if !once(&seen, key, "data") {
+			return false // encoding/json decodes a second array into the first one's elements
 		}
 		if d.null() {
 			*dst = nil

@@ -110,6 +110,8 @@ func TestFastEventEdges(t *testing.T) {
 		{"escaped key", obj(`{"\u0069d":"ch_1"}`), false},
 		{"repeated field", obj(`{"id":"ch_1","id":"ch_2"}`), false},
 		{"repeated pointer field", obj(`{"id":"ch_1","refunds":{"data":[]},"refunds":{"data":[{"id":"re_1"}]}}`), false},
+		{"repeated list data", obj(`{"id":"ch_1","refunds":{"data":[{"id":"re_1","amount":5}],"data":[{"amount":6}]}}`), false},
+		{"repeated charges data", obj(`{"id":"pi_1","charges":{"data":[{"id":"ch_1"}],"data":[{}]}}`), false},
 		{"repeated data", `{"id":"evt_1","data":{"object":{"id":"a"}},"data":{"object":{"amount":5}}}`, false},
 		{"metadata value null", obj(`{"id":"ch_1","metadata":{"a":null}}`), false},
 		{"metadata value number", obj(`{"id":"ch_1","metadata":{"a":1}}`), false},
