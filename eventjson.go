@@ -16,7 +16,7 @@ import (
 // the bytes and validates everything it skips; it handles the shape Stripe
 // sends and nothing more. Whatever it does not handle exactly as
 // encoding/json would — a key that matches a field only when case is
-// ignored, a repeated key, a value of an unexpected type, an escaped key,
+// ignored, a repeated field, a value of an unexpected type, an escaped key,
 // a number that is not a plain integer, nesting deeper than maxFastDepth —
 // makes it give up, and parseEvent asks encoding/json, so the result never
 // depends on which path read the event. FuzzFastEvent holds the two to the
