@@ -3,6 +3,7 @@ package paygate
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -32,7 +33,7 @@ func fastEvent(payload []byte) (ev stripeEvent[stripeObject], ok bool) {
 	d := fastDecoder{b: payload}
 	var seen, seenData uint32
 	ok = d.object(0, func(key []byte) bool {
-		if !once(&seen, key, "id", "type", "api_version", "created", "livemode", "data") {
+		if !once(&seen, key, eventFields...) {
 			return false
 		}
 		switch string(key) {
@@ -64,7 +65,7 @@ func fastEvent(payload []byte) (ev stripeEvent[stripeObject], ok bool) {
 				return d.other(key, 2, "object")
 			})
 		}
-		return d.other(key, 1, "id", "type", "api_version", "created", "livemode", "data")
+		return d.other(key, 1, eventFields...)
 	})
 	d.ws()
 	return ev, ok && d.i == len(d.b)
@@ -381,18 +382,23 @@ func (d *fastDecoder) expandable(depth int, dst *expandable) bool {
 		return true
 	case '{':
 		var id string
-		if !d.object(depth, func(key []byte) bool {
-			if string(key) == "id" {
-				return d.str(&id)
-			}
-			return d.other(key, depth+1, "id")
-		}) {
+		if !d.field(depth, "id", &id) {
 			return false
 		}
 		*dst = expandable(id)
 		return true
 	}
 	return false
+}
+
+// field reads an object of which paygate keeps one string field, name.
+func (d *fastDecoder) field(depth int, name string, dst *string) bool {
+	return d.object(depth, func(key []byte) bool {
+		if string(key) == name {
+			return d.str(dst)
+		}
+		return d.other(key, depth+1, name)
+	})
 }
 
 // stripeObject reads the fields of a stripeObject.
@@ -437,15 +443,14 @@ func (d *fastDecoder) stripeObject(depth int, o *stripeObject) bool {
 			return d.str(&o.Reason)
 		case "customer_email":
 			return d.str(&o.CustomerEmail)
+		// once lets each field through the first time only: the pointers
+		// and the map below are still nil, and null leaves them so.
 		case "last_payment_error":
 			if d.null() {
-				o.LastPaymentError = nil
 				return true
 			}
-			if o.LastPaymentError == nil {
-				o.LastPaymentError = &lastPaymentError{}
-			}
-			e := o.LastPaymentError
+			e := &lastPaymentError{}
+			o.LastPaymentError = e
 			return d.object(depth+1, func(key []byte) bool {
 				switch string(key) {
 				case "charge":
@@ -457,55 +462,48 @@ func (d *fastDecoder) stripeObject(depth int, o *stripeObject) bool {
 				case "message":
 					return d.str(&e.Message)
 				}
-				return d.other(key, depth+2, "charge", "code", "decline_code", "message")
+				return d.other(key, depth+2, lastPaymentErrorFields...)
 			})
 		case "refunds":
 			if d.null() {
-				o.Refunds = nil
 				return true
 			}
 			o.Refunds = &stripeList[stripeObject]{}
 			return fastList(d, depth+1, &o.Refunds.Data, func(depth int, el *stripeObject) bool { return d.stripeObject(depth, el) })
 		case "charges":
 			if d.null() {
-				o.Charges = nil
 				return true
 			}
 			o.Charges = &stripeList[stripeID]{}
-			return fastList(d, depth+1, &o.Charges.Data, func(depth int, el *stripeID) bool {
-				return d.object(depth, func(key []byte) bool {
-					if string(key) == "id" {
-						return d.str(&el.ID)
-					}
-					return d.other(key, depth+1, "id")
-				})
-			})
+			return fastList(d, depth+1, &o.Charges.Data, func(depth int, el *stripeID) bool { return d.field(depth, "id", &el.ID) })
 		case "customer_details":
 			if d.null() {
-				o.CustomerDetails = nil
 				return true
 			}
-			if o.CustomerDetails == nil {
-				o.CustomerDetails = &customerDetails{}
-			}
-			c := o.CustomerDetails
-			return d.object(depth+1, func(key []byte) bool {
-				if string(key) == "email" {
-					return d.str(&c.Email)
-				}
-				return d.other(key, depth+2, "email")
-			})
+			o.CustomerDetails = &customerDetails{}
+			return d.field(depth+1, "email", &o.CustomerDetails.Email)
 		}
 		return d.other(key, depth+1, stripeObjectFields...)
 	})
 }
 
-// stripeObjectFields are stripeObject's JSON names, for other.
-var stripeObjectFields = []string{"id", "object", "status", "amount", "amount_received", "amount_refunded",
-	"amount_total", "created", "currency", "metadata", "payment_intent", "payment_link", "payment_status", "charge",
-	"latest_charge", "reason", "customer_email", "last_payment_error", "refunds", "charges", "customer_details"}
+// The JSON names of the structs fastEvent fills, read from their tags, for
+// once and other: every name encoding/json would match, and no other.
+var (
+	eventFields            = jsonNames(reflect.TypeFor[stripeEvent[stripeObject]]())
+	stripeObjectFields     = jsonNames(reflect.TypeFor[stripeObject]())
+	lastPaymentErrorFields = jsonNames(reflect.TypeFor[lastPaymentError]())
+)
 
-// list reads a Stripe list object's data array (an object element read by
+func jsonNames(t reflect.Type) []string {
+	names := make([]string, t.NumField())
+	for i := range names {
+		names[i], _, _ = strings.Cut(t.Field(i).Tag.Get("json"), ",")
+	}
+	return names
+}
+
+// fastList reads a Stripe list object's data array (an object element read by
 // elem; a null element gives up).
 func fastList[T any](d *fastDecoder, depth int, dst *[]T, elem func(depth int, el *T) bool) bool {
 	var seen uint32
@@ -541,10 +539,8 @@ func (d *fastDecoder) metadata(depth int, dst *map[string]string) bool {
 	if d.null() {
 		return true
 	}
-	if *dst == nil {
-		*dst = map[string]string{}
-	}
-	m := *dst
+	m := map[string]string{}
+	*dst = m
 	return d.object(depth, func(key []byte) bool {
 		if d.peek() != '"' || !utf8.Valid(key) {
 			return false
@@ -565,7 +561,7 @@ func (d *fastDecoder) metadata(depth int, dst *map[string]string) bool {
 func once(seen *uint32, key []byte, fields ...string) bool {
 	for i, f := range fields {
 		if string(key) == f {
-			if *seen&(1<<i) != 0 {
+			if i >= 32 || *seen&(1<<i) != 0 { // past 32 fields: always encoding/json
 				return false
 			}
 			*seen |= 1 << i

@@ -270,9 +270,7 @@ func (e *expandable) UnmarshalJSON(b []byte) error {
 		*e = expandable(s)
 		return err
 	default:
-		var o struct {
-			ID string `json:"id"`
-		}
+		var o stripeID
 		err := json.Unmarshal(b, &o)
 		*e = expandable(o.ID)
 		return err
