@@ -12,7 +12,15 @@ import (
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
-	"github.com/stripe/stripe-go/v76/client"
+	"github.com/stripe/stripe-go/v76/charge"
+	session "github.com/stripe/stripe-go/v76/checkout/session"
+	"github.com/stripe/stripe-go/v76/dispute"
+	"github.com/stripe/stripe-go/v76/event"
+	"github.com/stripe/stripe-go/v76/paymentintent"
+	"github.com/stripe/stripe-go/v76/paymentlink"
+	"github.com/stripe/stripe-go/v76/price"
+	"github.com/stripe/stripe-go/v76/refund"
+	"github.com/stripe/stripe-go/v76/webhookendpoint"
 
 	"github.com/numedapp/paygate/callback"
 )
@@ -154,7 +162,7 @@ type Gateway struct {
 	cfg     Config
 	store   Store
 	log     *slog.Logger
-	api     *client.API // nil without a secret key
+	api     *stripeClients // nil without a secret key
 	started time.Time
 
 	// stripeAuthFailed is set when the last Stripe call failed to
@@ -297,7 +305,7 @@ func New(cfg Config) (*Gateway, error) {
 			backend = stripe.GetBackendWithConfig(stripe.APIBackend, bc)
 		}
 		backend = &observedBackend{Backend: backend, g: g}
-		g.api = client.New(cfg.StripeSecretKey, &stripe.Backends{API: backend, Connect: backend, Uploads: backend})
+		g.api = newStripeClients(cfg.StripeSecretKey, backend)
 	}
 	return g, nil
 }
@@ -329,7 +337,7 @@ func hasAnyPrefix(s string, prefixes ...string) bool {
 func (g *Gateway) now() time.Time { return g.cfg.Now().UTC().Truncate(time.Microsecond) }
 
 // stripeAPI returns the Stripe client, or a *Error when no key is configured.
-func (g *Gateway) stripeAPI() (*client.API, error) {
+func (g *Gateway) stripeAPI() (*stripeClients, error) {
 	if g.api == nil {
 		return nil, &Error{Code: CodeUnavailable, Message: "Stripe is not configured on this service"}
 	}
@@ -518,3 +526,33 @@ func (h contextHandler) WithGroup(name string) slog.Handler {
 func attrErr(err error) slog.Attr { return slog.String("error", err.Error()) }
 
 func attrPayment(id string) slog.Attr { return slog.String("payment_id", id) }
+
+// stripeClients are the clients of the Stripe resources paygate calls.
+// stripe-go's client.API holds one for every resource of the API (some 130
+// packages): linked in, they made paymentd's binary larger and its resident
+// code, touched at start-up, a few MB more.
+type stripeClients struct {
+	Charges          *charge.Client
+	CheckoutSessions *session.Client
+	Disputes         *dispute.Client
+	Events           *event.Client
+	PaymentIntents   *paymentintent.Client
+	PaymentLinks     *paymentlink.Client
+	Prices           *price.Client
+	Refunds          *refund.Client
+	WebhookEndpoints *webhookendpoint.Client
+}
+
+func newStripeClients(key string, b stripe.Backend) *stripeClients {
+	return &stripeClients{
+		Charges:          &charge.Client{B: b, Key: key},
+		CheckoutSessions: &session.Client{B: b, Key: key},
+		Disputes:         &dispute.Client{B: b, Key: key},
+		Events:           &event.Client{B: b, Key: key},
+		PaymentIntents:   &paymentintent.Client{B: b, Key: key},
+		PaymentLinks:     &paymentlink.Client{B: b, Key: key},
+		Prices:           &price.Client{B: b, Key: key},
+		Refunds:          &refund.Client{B: b, Key: key},
+		WebhookEndpoints: &webhookendpoint.Client{B: b, Key: key},
+	}
+}

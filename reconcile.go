@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
-	"github.com/stripe/stripe-go/v76/client"
 )
 
 // Reconciliation windows.
@@ -180,7 +179,7 @@ func (l *leaseKeeper) keep(ctx context.Context) error {
 
 // sweep re-reads from Stripe the payments that are not final, in batches,
 // until they are all checked or the deadline passes.
-func (g *Gateway) sweep(ctx context.Context, api *client.API, res *ReconcileResult, lease *leaseKeeper, deadline time.Time) error {
+func (g *Gateway) sweep(ctx context.Context, api *stripeClients, res *ReconcileResult, lease *leaseKeeper, deadline time.Time) error {
 	after, err := g.store.GetState(ctx, stateSweepAfter)
 	if err != nil {
 		return err
@@ -223,7 +222,7 @@ func (g *Gateway) sweep(ctx context.Context, api *client.API, res *ReconcileResu
 
 // reconcilePayment brings one payment up to date with Stripe and reports
 // whether anything changed.
-func (g *Gateway) reconcilePayment(ctx context.Context, api *client.API, id string) (bool, error) {
+func (g *Gateway) reconcilePayment(ctx context.Context, api *stripeClients, id string) (bool, error) {
 	p, err := g.store.GetPayment(ctx, id)
 	if err != nil {
 		return false, err
@@ -273,7 +272,7 @@ func (g *Gateway) reconcilePayment(ctx context.Context, api *client.API, id stri
 // one of a payment link) is read with its PaymentIntent: the session tells
 // whether it completed or expired, the PaymentIntent which charge paid or
 // failed.
-func (g *Gateway) stripeView(ctx context.Context, api *client.API, p *Payment) ([]eventObject, error) {
+func (g *Gateway) stripeView(ctx context.Context, api *stripeClients, p *Payment) ([]eventObject, error) {
 	if p.Status != StatusPending && p.Status != StatusProcessing && p.Status != StatusFailed {
 		return nil, nil // final; only its refunds may need settling
 	}
@@ -332,7 +331,7 @@ func (g *Gateway) stripeView(ctx context.Context, api *client.API, p *Payment) (
 
 // sessionEvents reads a Checkout Session's PaymentIntent and returns the
 // events that report both.
-func (g *Gateway) sessionEvents(ctx context.Context, api *client.API, s *stripe.CheckoutSession) ([]eventObject, error) {
+func (g *Gateway) sessionEvents(ctx context.Context, api *stripeClients, s *stripe.CheckoutSession) ([]eventObject, error) {
 	var out []eventObject
 	typ, o, _ := sessionView(s)
 	if typ != "" {
@@ -398,7 +397,7 @@ func hasUnconfirmedRefund(p *Payment) bool {
 }
 
 // stripeRefunds lists a PaymentIntent's refunds at Stripe.
-func (g *Gateway) stripeRefunds(ctx context.Context, api *client.API, pi string) ([]stripeObject, error) {
+func (g *Gateway) stripeRefunds(ctx context.Context, api *stripeClients, pi string) ([]stripeObject, error) {
 	params := &stripe.RefundListParams{PaymentIntent: stripe.String(pi)}
 	params.Context = ctx
 	it := api.Refunds.List(params)

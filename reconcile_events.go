@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
-	"github.com/stripe/stripe-go/v76/client"
 )
 
 const (
@@ -35,7 +34,7 @@ const (
 // oldest first, every event of a handled type not stored yet, through
 // ingestEvent (the webhook path) with source reconcile. The cursor moves
 // only when every event was read and none failed to be stored.
-func (g *Gateway) reconcileEvents(ctx context.Context, api *client.API, res *ReconcileResult, lease *leaseKeeper) error {
+func (g *Gateway) reconcileEvents(ctx context.Context, api *stripeClients, res *ReconcileResult, lease *leaseKeeper) error {
 	listedAt := g.now()
 	floor := listedAt.Add(-ReconcileWindow + eventsWindowMargin)
 	since := floor

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -360,5 +361,30 @@ func TestVersion(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "paymentd ") {
 		t.Fatalf("version output %q", out.String())
+	}
+}
+
+// TestLinksOnlyTheStripeResourcesItCalls keeps stripe-go's client.API (a
+// client for each of some 130 resources) out of paymentd: linked in, it
+// made the binary 3.6 MB larger and its resident code 1–2 MB more, against
+// the 35 MB peak RSS budget (docs/benchmarks.md).
+func TestLinksOnlyTheStripeResourcesItCalls(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	var stripe []string
+	for _, p := range strings.Fields(string(out)) {
+		if strings.HasPrefix(p, "github.com/stripe/stripe-go/v76") {
+			stripe = append(stripe, p)
+		}
+	}
+	if len(stripe) == 0 || len(stripe) > 15 {
+		t.Errorf("paymentd links %d stripe-go packages, want 1 to 15 (the resources paygate calls):\n%s", len(stripe), strings.Join(stripe, "\n"))
+	}
+	for _, p := range stripe {
+		if p == "github.com/stripe/stripe-go/v76/client" {
+			t.Errorf("paymentd links %s, every resource's client; use the resource packages paygate calls", p)
+		}
 	}
 }
