@@ -80,6 +80,9 @@ type stateStore interface {
 // PageParams selects one page of a list: Limit items after Offset, or after
 // the position Cursor names (from a previous page's NextCursor). Cursor wins
 // over Offset when both are set.
+//
+// A Store reads a Limit of 0 or less as DefaultPageLimit and a negative
+// Offset as 0 (see Normalized); the Gateway checks a request's paging first.
 type PageParams struct {
 	Limit  int
 	Offset int
@@ -88,6 +91,16 @@ type PageParams struct {
 	// estimate beyond it (Page.TotalEstimated), so that a page of a list of
 	// millions costs the page, not a count of the millions. Default: exact.
 	EstimateTotal bool
+}
+
+// Normalized returns p with a Limit of 0 or less read as DefaultPageLimit
+// and a negative Offset as 0, as a Store reads them.
+func (p PageParams) Normalized() PageParams {
+	if p.Limit <= 0 {
+		p.Limit = DefaultPageLimit
+	}
+	p.Offset = max(p.Offset, 0)
+	return p
 }
 
 // Page is one page of a list, newest first.

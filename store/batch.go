@@ -253,6 +253,7 @@ func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRec
 		queueNotify(w)
 	}
 	w.Queue(`COMMIT`)
+	sizeBuffers(conn, w)
 	// Close reads every result in order (the claimed callbacks' rows among
 	// them) and returns the first error; after one, PostgreSQL skipped the
 	// rest, the COMMIT with it.

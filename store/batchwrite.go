@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"time"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 
@@ -35,7 +36,10 @@ func (e *eventRows) add(ev *paygate.WebhookEvent, status paygate.EventStatus, er
 	e.paymentID = append(e.paymentID, paymentID)
 	e.created = append(e.created, ev.CreatedAt)
 	e.received = append(e.received, ev.ReceivedAt)
-	e.payload = append(e.payload, string(ev.Payload))
+	// The payload is not copied: the string is read only while the batch
+	// is encoded, and nothing writes to an event's payload meanwhile (its
+	// request waits for the batch).
+	e.payload = append(e.payload, unsafe.String(unsafe.SliceData(ev.Payload), len(ev.Payload)))
 }
 
 // queue queues the insert. No ON CONFLICT: a resend must fail the pipeline.
@@ -49,7 +53,7 @@ func (e *eventRows) queue(b *pgx.Batch) {
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::text[], $6::text[], $7::text[],
 			$8::timestamptz[], $9::timestamptz[], $10::text[])
 			AS u(id, type, api_version, livemode, status, error, payment_id, created_at, received_at, payload)`,
-		e.id, e.typ, e.apiVersion, e.livemode, e.status, e.errMsg, e.paymentID, e.created, e.received, e.payload)
+		withSize(e.id, arraysSize(len(e.id), 32, e.id, e.typ, e.apiVersion, e.status, e.errMsg, e.paymentID, e.payload)), e.typ, e.apiVersion, e.livemode, e.status, e.errMsg, e.paymentID, e.created, e.received, e.payload)
 }
 
 // queueSaves queues, as queueSave does for one payment, the writes of every
@@ -158,7 +162,7 @@ func queueSaves(b *pgx.Batch, ts []*touched, claimed map[string]bool) bool {
 				checkout_session_id, payment_intent_id, charge_id, livemode, updated_at, customer_email,
 				callback_seq, attempts, disputes, stripe_refunded_at)
 		WHERE p.id = u.id`,
-		pID, pStatus, pRefunded, pStripeRefunded, pURL, pPrice, pLink, pSession, pIntent, pCharge, pLivemode,
+		withSize(pID, arraysSize(len(pID), 96, pID, pStatus, pURL, pPrice, pLink, pSession, pIntent, pCharge, pEmail, pAttempts, pDisputes)), pStatus, pRefunded, pStripeRefunded, pURL, pPrice, pLink, pSession, pIntent, pCharge, pLivemode,
 		pUpdated, pEmail, pSeq, pAttempts, pDisputes, pStripeRefundedAt)
 	if len(refID) > 0 {
 		b.Queue(`INSERT INTO paygate_payment_refs (stripe_id, payment_id) SELECT * FROM unnest($1::text[], $2::text[])`, refID, refPayment)
@@ -176,7 +180,7 @@ func queueSaves(b *pgx.Batch, ts []*touched, claimed map[string]bool) bool {
 				AS u(payment_id, payment_intent_id, event_type, from_status, to_status, amount, currency,
 					stripe_event_id, source, data, created_at, ord)
 			ORDER BY ord`,
-			hPayment, hIntent, hType, hFrom, hTo, hAmount, hCurrency, hEvent, hSource, hData, hCreated)
+			withSize(hPayment, arraysSize(len(hPayment), 32, hPayment, hIntent, hType, hFrom, hTo, hCurrency, hEvent, hSource, hData)), hIntent, hType, hFrom, hTo, hAmount, hCurrency, hEvent, hSource, hData, hCreated)
 	}
 	if len(cID) == 0 {
 		return false
@@ -198,7 +202,7 @@ func queueSaves(b *pgx.Batch, ts []*touched, claimed map[string]bool) bool {
 				AS u(id, payment_id, webhook_event_id, sequence, event_type, action, url, payload, status,
 					next_attempt_at, created_at, updated_at, token, until) OFFSET 0) c
 		RETURNING id, lease_token IS NOT NULL`,
-		cID, cPayment, cEvent, cSeq, cType, cAction, cURL, cPayload, cStatus, cNext, cCreated, cUpdated, cToken, cUntil,
+		withSize(cID, arraysSize(len(cID), 64, cID, cPayment, cEvent, cType, cAction, cURL, cPayload, cStatus, cToken)), cPayment, cEvent, cSeq, cType, cAction, cURL, cPayload, cStatus, cNext, cCreated, cUpdated, cToken, cUntil,
 	).Query(func(rows pgx.Rows) error {
 		var id string
 		var ok bool

@@ -74,6 +74,7 @@ func byTimeSeq[T any](col string, key func(T) (time.Time, string)) keyset[T] {
 // them, newest first: after pp.Cursor when given, else from pp.Offset.
 func listPage[T any](ctx context.Context, q querier, table, columns string, where sq.And, pp paygate.PageParams,
 	ks keyset[T], scan pgx.RowToFunc[T]) (*paygate.Page[T], error) {
+	pp = pp.Normalized()
 	total, estimated, err := count(ctx, q, table, where, pp.EstimateTotal)
 	if err != nil {
 		return nil, err

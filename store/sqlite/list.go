@@ -76,6 +76,7 @@ func byTimeSeq[T any](col string, key func(T) (time.Time, string)) keyset[T] {
 // it in a read transaction so that the count and the page agree.
 func listPage[T any](ctx context.Context, q queryer, table, columns string, where sq.And, pp paygate.PageParams,
 	ks keyset[T], scan func(scanner) (T, error)) (*paygate.Page[T], error) {
+	pp = pp.Normalized()
 	// Exact; or, when the caller asked for an estimate, exact up to
 	// paygate.ExactTotalLimit, and past it SQLite has no estimate to offer
 	// but "more than the limit".

@@ -475,3 +475,34 @@ func testPaymentsToReconcile(t *testing.T, s Store) {
 		t.Fatalf("limit, oldest first: %v", ids)
 	}
 }
+
+// testListDefaultPaging: a list asked for with no limit, or a negative one
+// and a negative offset, reads them as DefaultPageLimit and 0 (as
+// PageParams says), for every list: a page, not a panic or an error.
+func testListDefaultPaging(t *testing.T, s Store) {
+	ctx := context.Background()
+	for i := range 3 {
+		mustInsert(t, s, NewPayment(fmt.Sprintf("pay_dp%d", i), T0.Add(time.Duration(i)*time.Minute)))
+	}
+	for _, pp := range []paygate.PageParams{{}, {Limit: -5, Offset: -3}, {EstimateTotal: true}} {
+		check := func(list string, limit, offset int, err error) {
+			t.Helper()
+			if err != nil || limit != paygate.DefaultPageLimit || offset != 0 {
+				t.Errorf("%s with %+v: limit %d, offset %d, error %v; want limit %d, offset 0", list, pp, limit, offset, err, paygate.DefaultPageLimit)
+			}
+		}
+		p, err := s.ListPayments(ctx, paygate.PaymentFilter{PageParams: pp})
+		if err == nil && len(p.Items) != 3 {
+			t.Errorf("payments with %+v: %d items, want 3", pp, len(p.Items))
+		}
+		check("payments", p.Limit, p.Offset, err)
+		h, err := s.ListHistory(ctx, paygate.HistoryFilter{PageParams: pp})
+		check("history", h.Limit, h.Offset, err)
+		e, err := s.ListWebhookEvents(ctx, paygate.WebhookEventFilter{PageParams: pp})
+		check("webhook events", e.Limit, e.Offset, err)
+		c, err := s.ListCallbackAttempts(ctx, paygate.CallbackFilter{PageParams: pp})
+		check("callback attempts", c.Limit, c.Offset, err)
+		l, err := s.ListSystemLogs(ctx, paygate.SystemLogFilter{PageParams: pp})
+		check("system logs", l.Limit, l.Offset, err)
+	}
+}

@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"StripeIDs", testStripeIDs},
 		{"ListPaymentsFiltersAndPaging", testListPayments},
 		{"ListHistoryPaging", testListHistory},
+		{"ListDefaultPaging", testListDefaultPaging},
 		{"ConcurrentRefundsNeverOverRefund", testConcurrentRefunds},
 		{"TimestampsMicroseconds", testTimestamps},
 		{"PaymentsToReconcile", testPaymentsToReconcile},
