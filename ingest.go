@@ -44,11 +44,14 @@ type WebhookBatchStore interface {
 
 // maxIngestBatch bounds the events one transaction records. One batch is
 // in flight at a time: the events that arrive meanwhile make the next one.
-// A second worker starts only when the batch in flight has taken longer
+// A second batch starts only when the batch in flight has taken longer
 // than ingestStall (waiting for a payment's lock, say), so one slow batch
-// does not hold up the rest. Two batches at once were tried: on a busy
-// host they made smaller transactions, each costing PostgreSQL about as
-// much CPU as a big one, and ingest was slower (docs/benchmarks.md).
+// does not hold up the rest. Two batches at once were tried, again with
+// the second starting once the first had sent its COMMIT (its locks and
+// reads overlapping the first's WAL flush): on this two-core host they made
+// smaller transactions, each costing PostgreSQL about as much CPU as a big
+// one (30 % more an event), and ingest was no faster at 8 senders and
+// slower at 32 (docs/benchmarks.md).
 const (
 	maxIngestBatch = 128
 	ingestWorkers  = 2
@@ -60,17 +63,21 @@ const (
 const ingestTimeout = 30 * time.Second
 
 // batcher groups concurrent webhook events into one transaction: while one
-// batch commits, the events that arrive wait and go together in the next.
-// Under no load a batch is one event, with no added delay; under load the
-// cost of a commit is shared. The worker goroutine runs only while there is
-// work, so a Gateway starts nothing until a webhook arrives.
+// batch locks and applies, the events that arrive wait and go together in
+// the next. Under no load a batch is one event, with no added delay; under
+// load the cost of a commit is shared. A goroutine runs each batch, so a
+// Gateway starts nothing until a webhook arrives.
 type batcher struct {
-	store   WebhookBatchStore
-	mu      sync.Mutex
-	queue   []*batchItem
-	running int // workers
-	// started is when the latest batch was taken from the queue (or its
-	// worker started); stallCheck is set while a timer will look again.
+	store WebhookBatchStore
+	mu    sync.Mutex
+	queue []*batchItem
+	// running counts the batches in flight; leader is the latest taken,
+	// at started, until it finishes (0: none); stallCheck is set while a
+	// timer will look again.
+	running    int
+	inflight   map[uint64]chan struct{} // closed when the batch has finished
+	leader     uint64
+	batches    uint64
 	started    time.Time
 	stallCheck bool
 	// observe, if set, is told each batch's size.
@@ -99,60 +106,139 @@ func (b *batcher) record(ctx context.Context, rec *WebhookRecord) error {
 	}
 }
 
-// startLocked starts a worker for the queue when none runs, or a second
-// one when the batch in flight has run longer than ingestStall; until then
-// a timer looks again at that moment, so events queued behind a stuck batch
-// do not wait for it even if nothing else arrives. b.mu is held.
+// startLocked takes the next batch from the queue when none is in flight,
+// or when the latest has been in flight for longer than ingestStall; until
+// then a timer looks again at that moment, so events queued behind a stuck
+// batch do not wait for it even if nothing else arrives. b.mu is held.
 func (b *batcher) startLocked() {
 	if b.running >= ingestWorkers || len(b.queue) == 0 {
 		return
 	}
-	if wait := ingestStall - time.Since(b.started); b.running == 0 || wait <= 0 {
-		b.running++
-		b.started = time.Now()
-		go b.run()
-	} else if !b.stallCheck {
-		b.stallCheck = true
-		time.AfterFunc(wait, func() {
-			b.mu.Lock()
-			b.stallCheck = false
-			b.startLocked()
-			b.mu.Unlock()
-		})
+	if wait := ingestStall - time.Since(b.started); b.leader != 0 && wait > 0 {
+		if !b.stallCheck {
+			b.stallCheck = true
+			time.AfterFunc(wait, func() {
+				b.mu.Lock()
+				b.stallCheck = false
+				b.startLocked()
+				b.mu.Unlock()
+			})
+		}
+		return
+	}
+	n := min(len(b.queue), maxIngestBatch)
+	items := make([]*batchItem, n)
+	copy(items, b.queue)
+	b.queue = b.queue[n:]
+	if len(b.queue) == 0 {
+		b.queue = nil // let the backing array go
+	}
+	b.batches++
+	b.leader, b.started = b.batches, time.Now()
+	b.running++
+	if b.inflight == nil {
+		b.inflight = map[uint64]chan struct{}{}
+	}
+	b.inflight[b.batches] = make(chan struct{})
+	go b.run(b.batches, items)
+}
+
+// earlierPending reports whether a batch taken before batch id is still in
+// flight.
+func (b *batcher) earlierPending(id uint64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k := range b.inflight {
+		if k < id {
+			return true
+		}
+	}
+	return false
+}
+
+// waitEarlier waits until every batch taken before batch id has finished
+// (committed or failed).
+func (b *batcher) waitEarlier(ctx context.Context, id uint64) error {
+	b.mu.Lock()
+	var earlier []chan struct{}
+	for k, done := range b.inflight {
+		if k < id {
+			earlier = append(earlier, done)
+		}
+	}
+	b.mu.Unlock()
+	for _, done := range earlier {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (b *batcher) run(id uint64, items []*batchItem) {
+	recs := make([]*WebhookRecord, len(items))
+	for i, it := range items {
+		recs[i] = it.rec
+	}
+	if b.observe != nil {
+		b.observe(len(items))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ingestTimeout)
+	ctx = context.WithValue(ctx, batchKey{}, batchHooks{
+		waitEarlier: func(ctx context.Context) error { return b.waitEarlier(ctx, id) },
+		pending:     func() bool { return b.earlierPending(id) },
+	})
+	err := b.store.RecordWebhookEvents(ctx, recs)
+	cancel()
+	b.mu.Lock()
+	close(b.inflight[id])
+	delete(b.inflight, id)
+	b.running--
+	if b.leader == id {
+		b.leader = 0
+	}
+	b.startLocked()
+	b.mu.Unlock()
+	for _, it := range items {
+		it.err = err
+		close(it.done)
 	}
 }
 
-func (b *batcher) run() {
-	for {
-		b.mu.Lock()
-		n := min(len(b.queue), maxIngestBatch)
-		if n == 0 {
-			b.running--
-			b.mu.Unlock()
-			return
-		}
-		items := make([]*batchItem, n)
-		copy(items, b.queue)
-		b.started = time.Now()
-		b.queue = b.queue[n:]
-		if len(b.queue) == 0 {
-			b.queue = nil // let the backing array go
-		}
-		b.mu.Unlock()
+type batchKey struct{}
 
-		recs := make([]*WebhookRecord, n)
-		for i, it := range items {
-			recs[i] = it.rec
-		}
-		if b.observe != nil {
-			b.observe(n)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), ingestTimeout)
-		err := b.store.RecordWebhookEvents(ctx, recs)
-		cancel()
-		for _, it := range items {
-			it.err = err
-			close(it.done)
-		}
+type batchHooks struct {
+	waitEarlier func(context.Context) error
+	pending     func() bool
+}
+
+// WaitEarlierBatches is for a WebhookBatchStore: it waits until every batch
+// of webhook events taken before the one RecordWebhookEvents was called for
+// (with ctx) has committed or failed.
+//
+// A batch starts beside the one in flight only when that one is stuck (see
+// ingestStall), and then cannot see what the stuck one has not committed: a
+// payment found by a Stripe id that the stuck batch adds is not found. So
+// a store that finds no payment for an event while EarlierBatchesPending
+// must roll back, WaitEarlierBatches and look again before it records the
+// event as unmatched; and a store that records a batch another way (event
+// by event, say) waits before it starts. Events then find what the events
+// that arrived before them added, as one batch after the other would.
+func WaitEarlierBatches(ctx context.Context) error {
+	if h, ok := ctx.Value(batchKey{}).(batchHooks); ok {
+		return h.waitEarlier(ctx)
 	}
+	return nil
+}
+
+// EarlierBatchesPending is for a WebhookBatchStore: it reports whether a
+// batch of webhook events taken before the one RecordWebhookEvents was
+// called for (with ctx) is still in flight. See WaitEarlierBatches.
+func EarlierBatchesPending(ctx context.Context) bool {
+	if h, ok := ctx.Value(batchKey{}).(batchHooks); ok {
+		return h.pending()
+	}
+	return false
 }

@@ -807,3 +807,84 @@ func TestWebhookBatchStuckOnALockDoesNotStopOthers(t *testing.T) {
 		t.Fatalf("payment a: %s", got.Status)
 	}
 }
+
+// A batch starts beside a stuck one (see TestWebhookBatchStuckOnALock…),
+// which cannot see what the stuck one has not committed. An event of it
+// whose payment is named only by a Stripe id that the stuck batch adds must
+// not be taken for an event of another service: it waits for that batch
+// and is applied, as it would have been one batch after the other.
+func TestWebhookBatchWaitsForTheIDsAStuckBatchAdds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withWebhookSecrets(whsecNew))
+	if e.pool == nil {
+		t.Skip("PostgreSQL row locks; the embedded store has a single writer")
+	}
+	p := e.webhookPayment(paygate.MethodIntent, 1000)
+	ctx := context.Background()
+	charge := fmt.Sprintf("ch_stuck%d", evtSeq.Add(1))
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM paygate_payments WHERE id = $1 FOR UPDATE`, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	post := func(payload []byte) <-chan int {
+		done := make(chan int, 1)
+		go func() {
+			req, _ := http.NewRequest("POST", e.srv.URL+"/api/webhooks/stripe", bytes.NewReader(payload))
+			req.Header.Set("Stripe-Signature", signed(payload, whsecNew, time.Now()))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+		return done
+	}
+	// The first event gives the payment its charge; its batch waits for the lock.
+	first := post(stripeEventJSON("", "payment_intent.succeeded", "2023-10-16", piObject(p.PaymentIntentID, "succeeded", 1000, p.ID, charge)))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var waiting int
+		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first batch never waited for the lock")
+		}
+	}
+	// The second names the payment only by that charge: no metadata, no
+	// PaymentIntent. Its batch starts beside the stuck one (after 50 ms).
+	refundID := fmt.Sprintf("evt_stuck_refund%d", evtSeq.Add(1))
+	refund := chargeObject(charge, "", 1000, 300, "")
+	delete(refund, "metadata")
+	second := post(stripeEventJSON(refundID, "charge.refunded", "2023-10-16", refund))
+	select {
+	case got := <-second:
+		t.Fatalf("the refund was answered (%d) before the batch that adds its charge id committed", got)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-first; got != 200 {
+		t.Fatalf("first event: %d", got)
+	}
+	if got := <-second; got != 200 {
+		t.Fatalf("second event: %d", got)
+	}
+	ev, err := e.gw.GetWebhookEvent(ctx, refundID)
+	if err != nil || ev.Status != paygate.EventProcessed || ev.PaymentID != p.ID {
+		t.Fatalf("refund event = %+v, %v; want processed for %s", ev, err, p.ID)
+	}
+	if got := e.payment(p.ID); got.Status != paygate.StatusPartiallyRefunded || got.ChargeID != charge || got.AmountRefunded != 300 {
+		t.Fatalf("payment = %s, charge %q, refunded %d; want partially refunded (300) by the charge's event", got.Status, got.ChargeID, got.AmountRefunded)
+	}
+}

@@ -37,10 +37,22 @@ func (s *Store) RecordWebhookEvents(ctx context.Context, recs []*paygate.Webhook
 	// every payment in one statement, in id order; the event-by-event way
 	// may deadlock with another batch, and is then retried.
 	var err error
+	waited := false // for the batches before this one (see paygate.WaitEarlierBatches)
+	wait := func() error {
+		waited = true
+		return paygate.WaitEarlierBatches(ctx)
+	}
 	for attempt := 0; attempt < 5; attempt++ {
-		err = s.recordPipelined(ctx, recs)
+		err = s.recordPipelined(ctx, recs, waited)
+		if errors.Is(err, errWaitEarlier) {
+			if err = wait(); err == nil {
+				err = s.recordPipelined(ctx, recs, waited)
+			}
+		}
 		if errors.Is(err, errSlowPath) {
-			err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return recordEach(ctx, tx, recs) })
+			if err = wait(); err == nil {
+				err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return recordEach(ctx, tx, recs) })
+			}
 		}
 		if !retryable(err) {
 			break
@@ -74,10 +86,15 @@ const indexPlans = `SELECT set_config('plan_cache_mode', 'force_generic_plan', t
 // errSlowPath sends a batch to recordEach.
 var errSlowPath = errors.New("store: record the batch event by event")
 
+// errWaitEarlier sends a batch back, rolled back, to wait for the batches
+// before it: an event found no payment while one of them, not yet
+// committed, may be adding the Stripe id that names it.
+var errWaitEarlier = errors.New("store: wait for the batches before this one")
+
 // recordPipelined runs recordBatch on one connection, its transaction
 // opened and committed inside its two pipelines.
-func (s *Store) recordPipelined(ctx context.Context, recs []*paygate.WebhookRecord) error {
-	return s.onConn(ctx, func(c *pgx.Conn) error { return recordBatch(ctx, c, recs) })
+func (s *Store) recordPipelined(ctx context.Context, recs []*paygate.WebhookRecord, waited bool) error {
+	return s.onConn(ctx, func(c *pgx.Conn) error { return recordBatch(ctx, c, recs, waited) })
 }
 
 // hotTx runs the statements queue adds as one transaction in one round
@@ -126,7 +143,7 @@ type touched struct {
 // recordBatch is the usual way (see RecordWebhookEvents). It opens the
 // transaction in its first pipeline and commits it at the end of its
 // second; on an error the caller rolls back.
-func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRecord) error {
+func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRecord, waited bool) error {
 	var payIDs, stripeIDs []string
 	seen := make(map[string]bool, len(recs))
 	for _, r := range recs {
@@ -226,6 +243,8 @@ func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRec
 			var p *paygate.Payment
 			if t != nil {
 				p, paymentID = t.p, t.p.ID
+			} else if !waited && paygate.EarlierBatchesPending(ctx) {
+				return errWaitEarlier
 			}
 			res, err := r.Apply(p)
 			if err != nil {
