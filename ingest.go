@@ -37,7 +37,10 @@ type WebhookRecord struct {
 // records each as RecordWebhookEvent would, all committed together; a
 // record that fails is rolled back alone (its Err set) and does not fail the
 // others. It returns an error when the transaction as a whole failed: then
-// nothing of the batch is stored. The store package implements it.
+// nothing of the batch is stored. Two batches can be in flight at once (see
+// ingestStall): a store must not record an event as unmatched while an
+// earlier batch may still add the Stripe id that names its payment (see
+// WaitEarlierBatches). The store package implements it.
 type WebhookBatchStore interface {
 	RecordWebhookEvents(ctx context.Context, recs []*WebhookRecord) error
 }
