@@ -78,13 +78,21 @@ type batcher struct {
 	// at started, until it finishes (0: none); stallCheck is set while a
 	// timer will look again.
 	running    int
-	inflight   map[uint64]chan struct{} // closed when the batch has finished
+	inflight   map[uint64]*flight
 	leader     uint64
 	batches    uint64
 	started    time.Time
 	stallCheck bool
 	// observe, if set, is told each batch's size.
 	observe func(n int)
+}
+
+// flight is a batch in flight: done is closed when it has finished; ids
+// are the Stripe ids its events name, which are all the ids it can add to
+// a payment.
+type flight struct {
+	done chan struct{}
+	ids  map[string]bool
 }
 
 type batchItem struct {
@@ -140,36 +148,65 @@ func (b *batcher) startLocked() {
 	b.leader, b.started = b.batches, time.Now()
 	b.running++
 	if b.inflight == nil {
-		b.inflight = map[uint64]chan struct{}{}
+		b.inflight = map[uint64]*flight{}
 	}
-	b.inflight[b.batches] = make(chan struct{})
+	f := &flight{done: make(chan struct{}), ids: map[string]bool{}}
+	for _, it := range items {
+		if it.rec.Apply != nil {
+			for _, id := range it.rec.Refs.stripeIDs() {
+				f.ids[id] = true
+			}
+		}
+	}
+	b.inflight[b.batches] = f
 	go b.run(b.batches, items)
 }
 
-// earlierPending reports whether a batch taken before batch id is still in
-// flight.
-func (b *batcher) earlierPending(id uint64) bool {
+// earlierMayAdd reports whether a batch taken before batch id, still in
+// flight, names any of ids.
+func (b *batcher) earlierMayAdd(id uint64, ids []string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for k := range b.inflight {
+	for k, f := range b.inflight {
 		if k < id {
-			return true
+			for _, sid := range ids {
+				if f.ids[sid] {
+					return true
+				}
+			}
 		}
 	}
 	return false
 }
 
 // waitEarlier waits until every batch taken before batch id has finished
-// (committed or failed).
+// (committed or failed). Meanwhile batch id holds no connection and no
+// lock, so it does not count as in flight for starting others: the events
+// queued behind it, and behind the batch it waits for, go on.
 func (b *batcher) waitEarlier(ctx context.Context, id uint64) error {
 	b.mu.Lock()
 	var earlier []chan struct{}
-	for k, done := range b.inflight {
+	for k, f := range b.inflight {
 		if k < id {
-			earlier = append(earlier, done)
+			earlier = append(earlier, f.done)
 		}
 	}
+	if len(earlier) > 0 {
+		b.running--
+		if b.leader == id {
+			b.leader = 0
+		}
+		b.startLocked()
+	}
 	b.mu.Unlock()
+	if len(earlier) == 0 {
+		return nil
+	}
+	defer func() {
+		b.mu.Lock()
+		b.running++
+		b.mu.Unlock()
+	}()
 	for _, done := range earlier {
 		select {
 		case <-done:
@@ -191,12 +228,12 @@ func (b *batcher) run(id uint64, items []*batchItem) {
 	ctx, cancel := context.WithTimeout(context.Background(), ingestTimeout)
 	ctx = context.WithValue(ctx, batchKey{}, batchHooks{
 		waitEarlier: func(ctx context.Context) error { return b.waitEarlier(ctx, id) },
-		pending:     func() bool { return b.earlierPending(id) },
+		mayAdd:      func(ids []string) bool { return b.earlierMayAdd(id, ids) },
 	})
 	err := b.store.RecordWebhookEvents(ctx, recs)
 	cancel()
 	b.mu.Lock()
-	close(b.inflight[id])
+	close(b.inflight[id].done)
 	delete(b.inflight, id)
 	b.running--
 	if b.leader == id {
@@ -214,7 +251,7 @@ type batchKey struct{}
 
 type batchHooks struct {
 	waitEarlier func(context.Context) error
-	pending     func() bool
+	mayAdd      func(ids []string) bool
 }
 
 // WaitEarlierBatches is for a WebhookBatchStore: it waits until every batch
@@ -223,12 +260,14 @@ type batchHooks struct {
 //
 // A batch starts beside the one in flight only when that one is stuck (see
 // ingestStall), and then cannot see what the stuck one has not committed: a
-// payment found by a Stripe id that the stuck batch adds is not found. So
-// a store that finds no payment for an event while EarlierBatchesPending
-// must roll back, WaitEarlierBatches and look again before it records the
-// event as unmatched; and a store that records a batch another way (event
-// by event, say) waits before it starts. Events then find what the events
-// that arrived before them added, as one batch after the other would.
+// payment found by a Stripe id that the stuck batch adds is not found. So,
+// before it reads, a store asks EarlierBatchMayAdd of each event's refs;
+// when an event so marked finds no payment, it rolls back,
+// WaitEarlierBatches and reads again before it records the event as
+// unmatched. A store that records a batch another way (event by event,
+// say) waits before it starts. Events then find what the events that
+// arrived before them added, as one batch after the other would, and an
+// event of another service does not wait for a stuck batch.
 func WaitEarlierBatches(ctx context.Context) error {
 	if h, ok := ctx.Value(batchKey{}).(batchHooks); ok {
 		return h.waitEarlier(ctx)
@@ -236,12 +275,14 @@ func WaitEarlierBatches(ctx context.Context) error {
 	return nil
 }
 
-// EarlierBatchesPending is for a WebhookBatchStore: it reports whether a
-// batch of webhook events taken before the one RecordWebhookEvents was
-// called for (with ctx) is still in flight. See WaitEarlierBatches.
-func EarlierBatchesPending(ctx context.Context) bool {
+// EarlierBatchMayAdd is for a WebhookBatchStore: it reports whether a batch
+// of webhook events taken before the one RecordWebhookEvents was called for
+// (with ctx), still in flight, has an event that names one of refs' Stripe
+// ids, and so may be adding it to a payment. An event can add to its
+// payment only the ids it names. See WaitEarlierBatches.
+func EarlierBatchMayAdd(ctx context.Context, refs PaymentRefs) bool {
 	if h, ok := ctx.Value(batchKey{}).(batchHooks); ok {
-		return h.pending()
+		return h.mayAdd(refs.stripeIDs())
 	}
 	return false
 }

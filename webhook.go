@@ -97,6 +97,17 @@ type PaymentRefs struct {
 	ChargeID          string
 }
 
+// stripeIDs returns the Stripe ids of r that are set.
+func (r PaymentRefs) stripeIDs() []string {
+	var ids []string
+	for _, id := range []string{r.PaymentLinkID, r.CheckoutSessionID, r.PaymentIntentID, r.ChargeID} {
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 // EventOutcome is what applying a webhook event decided: the event's
 // status (and error message), and the history entries of the payment's
 // changes (each with its callback, if any).
@@ -353,6 +364,9 @@ func (o *stripeObject) refs() PaymentRefs {
 // or its timestamp is outside the tolerance; naming "body" when a verified
 // payload is not an event; code unavailable when no secret is configured.
 // Nothing is stored in those cases.
+//
+// payload is read until the event is recorded, which, when ctx is canceled
+// first, is after HandleWebhook has returned: do not reuse its bytes.
 func (g *Gateway) HandleWebhook(ctx context.Context, payload []byte, signature string) (*WebhookResult, error) {
 	if len(g.cfg.WebhookSecrets) == 0 {
 		return nil, &Error{Code: CodeUnavailable, Message: "webhooks are not configured on this service", Err: ErrNoWebhookSecret}

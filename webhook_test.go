@@ -871,6 +871,27 @@ func TestWebhookBatchWaitsForTheIDsAStuckBatchAdds(t *testing.T) {
 		t.Fatalf("the refund was answered (%d) before the batch that adds its charge id committed", got)
 	case <-time.After(300 * time.Millisecond):
 	}
+	// An event of another service (ids no batch in flight names) does not
+	// wait for the stuck batch, nor for the refund's batch waiting on it.
+	foreignID := fmt.Sprintf("evt_stuck_foreign%d", evtSeq.Add(1))
+	foreign := post(stripeEventJSON(foreignID, "payment_intent.succeeded", "2023-10-16",
+		piObject(fmt.Sprintf("pi_foreign%d", evtSeq.Add(1)), "succeeded", 500, "", fmt.Sprintf("ch_foreign%d", evtSeq.Add(1)))))
+	select {
+	case got := <-foreign:
+		if got != 200 {
+			t.Fatalf("another service's event: %d", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("another service's event waited for the stuck batch")
+	}
+	if ev, err := e.gw.GetWebhookEvent(ctx, foreignID); err != nil || ev.Status != paygate.EventUnmatched {
+		t.Fatalf("another service's event = %+v, %v; want unmatched", ev, err)
+	}
+	select {
+	case got := <-first:
+		t.Fatalf("the stuck event was answered (%d) while its payment was locked", got)
+	default:
+	}
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}

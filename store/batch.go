@@ -177,6 +177,17 @@ func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRec
 	b.Queue(`SELECT id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at FROM paygate_refunds p
 		WHERE `+strings.Replace(named, "p.id = ANY", "p.payment_id = ANY", 1)+` ORDER BY created_at, id`, payIDs, stripeIDs)
 	b.Queue(`SELECT stripe_id, payment_id FROM paygate_payment_refs WHERE stripe_id = ANY($1)`, stripeIDs)
+	// Which events would have to wait for an earlier batch (one in flight
+	// that names their Stripe ids) if they find no payment: asked before
+	// the reads, so that a batch that commits meanwhile is either seen by
+	// them or waited for.
+	var mayWait []bool
+	if !waited {
+		mayWait = make([]bool, len(recs))
+		for i, r := range recs {
+			mayWait[i] = r.Apply != nil && paygate.EarlierBatchMayAdd(ctx, r.Refs)
+		}
+	}
 	br := conn.SendBatch(ctx, b)
 	for range 2 { // BEGIN, indexPlans
 		if _, err := br.Exec(); err != nil {
@@ -225,7 +236,7 @@ func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRec
 	w := &pgx.Batch{}
 	var events eventRows
 	var order []*touched
-	for _, r := range recs {
+	for i, r := range recs {
 		ev := r.Event
 		status, errMsg, paymentID := ev.Status, ev.Error, ""
 		if status == "" {
@@ -243,7 +254,7 @@ func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRec
 			var p *paygate.Payment
 			if t != nil {
 				p, paymentID = t.p, t.p.ID
-			} else if !waited && paygate.EarlierBatchesPending(ctx) {
+			} else if mayWait != nil && mayWait[i] {
 				return errWaitEarlier
 			}
 			res, err := r.Apply(p)
@@ -272,7 +283,7 @@ func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRec
 		queueNotify(w)
 	}
 	w.Queue(`COMMIT`)
-	sizeBuffers(conn, w)
+	sizeBuffers(ctx, conn, w)
 	// Close reads every result in order (the claimed callbacks' rows among
 	// them) and returns the first error; after one, PostgreSQL skipped the
 	// rest, the COMMIT with it.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"slices"
@@ -66,15 +67,22 @@ func tryWrapSized(value any) (pgtype.WrappedEncodePlanNextSetter, any, bool) {
 // encode sized parameters (once: the connection's type map keeps it), and
 // grows its write buffer to hold b's messages, as the sizes b's statements
 // were given say. The buffer keeps that room until it is next flushed, so
-// b must be the next thing sent on conn.
-func sizeBuffers(conn *pgx.Conn, b *pgx.Batch) {
+// b must be the next thing sent on conn; when ctx is done, sending will
+// fail before any flush, and the room is not made (a connection would keep
+// it until its next large write).
+func sizeBuffers(ctx context.Context, conn *pgx.Conn, b *pgx.Batch) {
 	m := conn.TypeMap()
 	if fs := m.TryWrapEncodePlanFuncs; len(fs) == 0 || reflect.ValueOf(fs[0]).Pointer() != reflect.ValueOf(tryWrapSized).Pointer() {
 		m.TryWrapEncodePlanFuncs = append([]pgtype.TryWrapEncodePlanFunc{tryWrapSized}, fs...)
 	}
+	if ctx.Err() != nil {
+		return
+	}
 	n := 0
 	for _, q := range b.QueuedQueries {
-		n += 64 // Bind, Describe and Execute around the parameters
+		// Bind (the statement's name, 58 bytes, and 6 bytes of format and
+		// length for each parameter), Describe and Execute
+		n += 96 + 6*len(q.Arguments)
 		if len(q.Arguments) > 0 {
 			if s, ok := q.Arguments[0].(sizer); ok {
 				n += s.size()
@@ -87,7 +95,7 @@ func sizeBuffers(conn *pgx.Conn, b *pgx.Batch) {
 // arraysSize is about how many bytes pgx encodes the arrays of strings ss
 // into, with rows rows of fixed-size values of fixed bytes each beside them.
 func arraysSize(rows, fixed int, ss ...[]string) int {
-	n := rows * fixed
+	n := 128 + rows*fixed // the headers of the fixed-size arrays too
 	for _, a := range ss {
 		n += 24 + 4*len(a) // array header; a length before each element
 		for _, s := range a {
