@@ -37,8 +37,8 @@ type WebhookRecord struct {
 // records each as RecordWebhookEvent would, all committed together; a
 // record that fails is rolled back alone (its Err set) and does not fail the
 // others. It returns an error when the transaction as a whole failed: then
-// nothing of the batch is stored. Two batches can be in flight at once (see
-// ingestStall): a store must not record an event as unmatched while an
+// nothing of the batch is stored. Two batches can be in flight at once (when
+// one is stuck): a store must not record an event as unmatched while an
 // earlier batch may still add the Stripe id that names its payment (see
 // WaitEarlierBatches). The store package implements it.
 type WebhookBatchStore interface {
@@ -258,8 +258,8 @@ type batchHooks struct {
 // of webhook events taken before the one RecordWebhookEvents was called for
 // (with ctx) has committed or failed.
 //
-// A batch starts beside the one in flight only when that one is stuck (see
-// ingestStall), and then cannot see what the stuck one has not committed: a
+// A batch starts beside the one in flight only when that one is stuck (in
+// flight for 50 ms), and then cannot see what the stuck one has not committed: a
 // payment found by a Stripe id that the stuck batch adds is not found. So,
 // before it reads, a store asks EarlierBatchMayAdd of each event's refs;
 // when an event so marked finds no payment, it rolls back,
