@@ -81,8 +81,9 @@ type stateStore interface {
 // the position Cursor names (from a previous page's NextCursor). Cursor wins
 // over Offset when both are set.
 //
-// A Store reads a Limit of 0 or less as DefaultPageLimit and a negative
-// Offset as 0 (see Normalized); the Gateway checks a request's paging first.
+// A Store reads a Limit of 0 or less as DefaultPageLimit, one over
+// MaxPageLimit as MaxPageLimit and a negative Offset as 0 (see Normalized);
+// the Gateway checks a request's paging first.
 type PageParams struct {
 	Limit  int
 	Offset int
@@ -93,12 +94,14 @@ type PageParams struct {
 	EstimateTotal bool
 }
 
-// Normalized returns p with a Limit of 0 or less read as DefaultPageLimit
-// and a negative Offset as 0, as a Store reads them.
+// Normalized returns p with a Limit of 0 or less read as DefaultPageLimit,
+// one over MaxPageLimit as MaxPageLimit, and a negative Offset as 0, as a
+// Store reads them.
 func (p PageParams) Normalized() PageParams {
 	if p.Limit <= 0 {
 		p.Limit = DefaultPageLimit
 	}
+	p.Limit = min(p.Limit, MaxPageLimit)
 	p.Offset = max(p.Offset, 0)
 	return p
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -477,18 +478,23 @@ func testPaymentsToReconcile(t *testing.T, s Store) {
 }
 
 // testListDefaultPaging: a list asked for with no limit, or a negative one
-// and a negative offset, reads them as DefaultPageLimit and 0 (as
-// PageParams says), for every list: a page, not a panic or an error.
+// and a negative offset, or the largest int as its limit, reads them as
+// DefaultPageLimit (MaxPageLimit for the largest) and 0 (as PageParams
+// says), for every list: a page, not a panic or an error.
 func testListDefaultPaging(t *testing.T, s Store) {
 	ctx := context.Background()
 	for i := range 3 {
 		mustInsert(t, s, NewPayment(fmt.Sprintf("pay_dp%d", i), T0.Add(time.Duration(i)*time.Minute)))
 	}
-	for _, pp := range []paygate.PageParams{{}, {Limit: -5, Offset: -3}, {EstimateTotal: true}} {
+	for _, pp := range []paygate.PageParams{{}, {Limit: -5, Offset: -3}, {EstimateTotal: true}, {Limit: math.MaxInt}} {
+		want := paygate.DefaultPageLimit
+		if pp.Limit > 0 {
+			want = paygate.MaxPageLimit
+		}
 		check := func(list string, limit, offset int, err error) {
 			t.Helper()
-			if err != nil || limit != paygate.DefaultPageLimit || offset != 0 {
-				t.Errorf("%s with %+v: limit %d, offset %d, error %v; want limit %d, offset 0", list, pp, limit, offset, err, paygate.DefaultPageLimit)
+			if err != nil || limit != want || offset != 0 {
+				t.Errorf("%s with %+v: limit %d, offset %d, error %v; want limit %d, offset 0", list, pp, limit, offset, err, want)
 			}
 		}
 		p, err := s.ListPayments(ctx, paygate.PaymentFilter{PageParams: pp})
