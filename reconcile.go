@@ -42,8 +42,10 @@ type ReconcileResult struct {
 
 	// EventsRead counts the events of handled types the Events API listed;
 	// EventsApplied those applied now (their webhook was lost or is late),
-	// EventsKnown those already stored, EventsFailed those that could not
-	// be stored (they are read again next pass).
+	// and the events stored unmatched before whose payment is found now
+	// (they came before the event that names it); EventsKnown those
+	// already stored, EventsFailed those that could not be stored (they
+	// are read again next pass).
 	EventsRead    int `json:"eventsRead"`
 	EventsApplied int `json:"eventsApplied"`
 	EventsKnown   int `json:"eventsKnown"`
@@ -129,6 +131,13 @@ func (g *Gateway) Reconcile(ctx context.Context) (*ReconcileResult, error) {
 		}
 		res.EventsError = err.Error()
 		g.log.LogAttrs(ctx, slog.LevelWarn, "paygate: reconciliation: reading Stripe's events failed", attrErr(err))
+	}
+	if err := g.rematchEvents(ctx, res, lease); err != nil {
+		if errors.Is(err, errLeaseLost) {
+			g.metrics.reconcilePass("failed")
+			return res, err
+		}
+		g.log.LogAttrs(ctx, slog.LevelWarn, "paygate: reconciliation: reading unmatched events failed", attrErr(err))
 	}
 	if err := g.sweep(ctx, api, res, lease, started.Add(g.cfg.ReconcileBudget)); err != nil {
 		g.metrics.reconcilePass("failed")

@@ -568,3 +568,61 @@ func TestReconcileManyLostEvents(t *testing.T) {
 		t.Fatalf("next pass: %+v %v", res, err)
 	}
 }
+
+// Events arrive in any order: a refund named only by its charge, delivered
+// before the event that teaches the payment that charge, is stored
+// unmatched; the next reconciliation finds its payment and applies it, once.
+func TestReconcileAppliesEventsStoredUnmatchedBeforeTheirPaymentWasKnown(t *testing.T) {
+	t.Parallel()
+	fake := &eventsStripe{}
+	e := newReconcileEnv(t, fake, nil, nil)
+	ctx := context.Background()
+	p := e.webhookPayment(paygate.MethodIntent, 1000)
+	charge := fmt.Sprintf("ch_ooo%d", evtSeq.Add(1))
+	deliver := func(id, typ string, obj map[string]any) *paygate.WebhookResult {
+		t.Helper()
+		payload := stripeEventJSON(id, typ, "2023-10-16", obj)
+		res, err := e.gw.HandleWebhook(ctx, payload, signed(payload, whsecNew, time.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	refundID := fmt.Sprintf("evt_ooo_refund%d", evtSeq.Add(1))
+	refund := chargeObject(charge, "", 1000, 300, "")
+	delete(refund, "metadata")
+	if res := deliver(refundID, "charge.refunded", refund); res.Status != paygate.EventUnmatched {
+		t.Fatalf("the refund, first: %+v", res)
+	}
+	if res := deliver("", "payment_intent.succeeded", piObject(p.PaymentIntentID, "succeeded", 1000, p.ID, charge)); res.Status != paygate.EventProcessed {
+		t.Fatalf("the success: %+v", res)
+	}
+	if got := e.payment(p.ID); got.Status != paygate.StatusSucceeded || got.AmountRefunded != 0 {
+		t.Fatalf("payment before reconciliation: %s, refunded %d", got.Status, got.AmountRefunded)
+	}
+	res, err := e.gw.Reconcile(ctx)
+	if err != nil || res.EventsApplied != 1 || res.EventsFailed != 0 {
+		t.Fatalf("reconciliation: %+v, %v", res, err)
+	}
+	ev, err := e.gw.GetWebhookEvent(ctx, refundID)
+	if err != nil || ev.Status != paygate.EventProcessed || ev.PaymentID != p.ID {
+		t.Fatalf("the refund event: %+v, %v", ev, err)
+	}
+	got := e.payment(p.ID)
+	if got.Status != paygate.StatusPartiallyRefunded || got.AmountRefunded != 300 {
+		t.Fatalf("payment after reconciliation: %s, refunded %d", got.Status, got.AmountRefunded)
+	}
+	var fromRefund []paygate.HistoryEntry
+	for _, h := range got.History {
+		if h.StripeEventID == refundID {
+			fromRefund = append(fromRefund, h)
+		}
+	}
+	if len(fromRefund) == 0 || fromRefund[0].Source != paygate.SourceReconcile {
+		t.Fatalf("history of the refund event: %+v", fromRefund)
+	}
+	// Once: the next pass applies nothing.
+	if res, err := e.gw.Reconcile(ctx); err != nil || res.EventsApplied != 0 || len(e.payment(p.ID).History) != len(got.History) {
+		t.Fatalf("second reconciliation: %+v, %v", res, err)
+	}
+}

@@ -413,25 +413,10 @@ func (g *Gateway) ingestEvent(ctx context.Context, payload []byte, source string
 	var apply func(p *Payment) (EventOutcome, error)
 	queued := 0 // callbacks the transaction queued
 	if handledTypes[ev.Type] {
-		obj := &ev.Data.Object
 		if !objOK {
 			stored.Status, stored.Error = EventFailed, "data.object is not a readable Stripe object"
 		} else {
-			refs = obj.refs()
-			e := eventObject{id: ev.ID, typ: ev.Type, created: stored.CreatedAt, obj: obj}
-			apply = func(p *Payment) (EventOutcome, error) {
-				if p == nil {
-					return EventOutcome{Status: EventUnmatched}, nil
-				}
-				hist := g.change(p, e, source, now)
-				queued = 0
-				for _, h := range hist {
-					if h.Callback != nil {
-						queued++
-					}
-				}
-				return EventOutcome{Status: EventProcessed, History: hist}, nil
-			}
+			refs, apply = g.applier(&ev, source, now, &queued)
 		}
 	}
 	res, dup, claimed, err := g.recordWebhookEvent(ctx, stored, refs, apply)
@@ -463,6 +448,28 @@ func (g *Gateway) ingestEvent(ctx context.Context, payload []byte, source string
 		slog.String("event_id", ev.ID), slog.String("type", ev.Type),
 		slog.String("outcome", outcome), slog.String("payment_id", res.PaymentID))
 	return &WebhookResult{EventID: res.ID, Type: res.Type, Status: res.Status, Duplicate: dup, PaymentID: res.PaymentID}, nil
+}
+
+// applier returns the refs that name the payment of ev (an event of a
+// handled type with a readable object) and the function that applies it to
+// that payment through the state machine, counting in *queued the
+// callbacks it queues.
+func (g *Gateway) applier(ev *stripeEvent[stripeObject], source string, now time.Time, queued *int) (PaymentRefs, func(p *Payment) (EventOutcome, error)) {
+	obj := &ev.Data.Object
+	e := eventObject{id: ev.ID, typ: ev.Type, created: time.Unix(ev.Created, 0).UTC(), obj: obj}
+	return obj.refs(), func(p *Payment) (EventOutcome, error) {
+		if p == nil {
+			return EventOutcome{Status: EventUnmatched}, nil
+		}
+		hist := g.change(p, e, source, now)
+		*queued = 0
+		for _, h := range hist {
+			if h.Callback != nil {
+				*queued++
+			}
+		}
+		return EventOutcome{Status: EventProcessed, History: hist}, nil
+	}
 }
 
 // recordWebhookEvent records an event through the batcher when the Store

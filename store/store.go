@@ -30,7 +30,10 @@ type Store struct {
 	pool *pgxpool.Pool
 }
 
-var _ paygate.Store = (*Store)(nil)
+var (
+	_ paygate.Store          = (*Store)(nil)
+	_ paygate.EventRematcher = (*Store)(nil)
+)
 
 // New returns a Store using pool. The schema must have been migrated (Migrate).
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }

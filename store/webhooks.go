@@ -220,3 +220,55 @@ func (s *Store) ListWebhookEvents(ctx context.Context, f paygate.WebhookEventFil
 func (s *Store) GetWebhookEvent(ctx context.Context, id string) (*paygate.WebhookEvent, error) {
 	return scanEvent(s.pool.QueryRow(ctx, `SELECT `+eventColumns+`, payload FROM paygate_webhook_events WHERE id = $1`, id), true)
 }
+
+// RematchWebhookEvent implements paygate.EventRematcher: in one
+// transaction, it locks the payment refs find, if any, and the event's
+// row, and if the event is still unmatched applies it to the payment and
+// stores the changes, history and callbacks with the event's new outcome.
+func (s *Store) RematchWebhookEvent(ctx context.Context, id string, refs paygate.PaymentRefs, now time.Time,
+	apply func(p *paygate.Payment) (paygate.EventOutcome, error)) (*paygate.WebhookEvent, bool, error) {
+	var out *paygate.WebhookEvent
+	matched := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		matched = false
+		// The payment first, then the event: the order in which a batch
+		// that counts a resend of this event takes them.
+		p, err := lockPayment(ctx, tx, refs)
+		if err != nil && !errors.Is(err, paygate.ErrNotFound) {
+			return err
+		}
+		ev, err := scanEvent(tx.QueryRow(ctx, `SELECT `+eventColumns+` FROM paygate_webhook_events WHERE id = $1 FOR UPDATE`, id), false)
+		if err != nil {
+			return err
+		}
+		out = ev
+		if ev.Status != paygate.EventUnmatched || p == nil {
+			return nil
+		}
+		before, beforeIDs := refundsByID(p), p.StripeIDs()
+		res, err := apply(p)
+		if err != nil {
+			return err
+		}
+		if res.Status == paygate.EventUnmatched {
+			return nil
+		}
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE paygate_webhook_events SET status = $2, error = $3, payment_id = $4, processed_at = $5 WHERE id = $1`,
+			id, res.Status, res.Error, p.ID, now)
+		if queueSave(b, p, before, beforeIDs, res.History) {
+			queueNotify(b)
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		o := *ev
+		o.Status, o.Error, o.PaymentID, o.ProcessedAt = res.Status, res.Error, p.ID, &now
+		out, matched = &o, true
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("store: rematch event: %w", stripeIDTaken(err))
+	}
+	return out, matched, nil
+}

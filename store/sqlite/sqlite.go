@@ -85,7 +85,10 @@ type Store struct {
 	closeOnce sync.Once
 }
 
-var _ paygate.Store = (*Store)(nil)
+var (
+	_ paygate.Store          = (*Store)(nil)
+	_ paygate.EventRematcher = (*Store)(nil)
+)
 
 var qb = sq.StatementBuilder.PlaceholderFormat(sq.Question)
 

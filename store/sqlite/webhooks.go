@@ -153,3 +153,59 @@ func (s *Store) ListWebhookEvents(ctx context.Context, f paygate.WebhookEventFil
 func (s *Store) GetWebhookEvent(ctx context.Context, id string) (*paygate.WebhookEvent, error) {
 	return scanEvent(s.r.QueryRowContext(ctx, `SELECT `+eventColumns+`, payload FROM paygate_webhook_events WHERE id = ?`, id), true)
 }
+
+// RematchWebhookEvent implements paygate.EventRematcher: in one write
+// transaction, if the event is still unmatched and refs now find a
+// payment, it applies the event to the payment and stores the changes,
+// history and callbacks with the event's new outcome.
+func (s *Store) RematchWebhookEvent(ctx context.Context, id string, refs paygate.PaymentRefs, now time.Time,
+	apply func(p *paygate.Payment) (paygate.EventOutcome, error)) (*paygate.WebhookEvent, bool, error) {
+	var out *paygate.WebhookEvent
+	matched, queued := false, false
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
+		matched, queued = false, false
+		ev, err := scanEvent(tx.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM paygate_webhook_events WHERE id = ?`, id), false)
+		if err != nil {
+			return err
+		}
+		out = ev
+		if ev.Status != paygate.EventUnmatched {
+			return nil
+		}
+		p, err := lockPayment(ctx, tx, refs)
+		if errors.Is(err, paygate.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		before, beforeIDs := refundsByID(p), p.StripeIDs()
+		res, err := apply(p)
+		if err != nil {
+			return err
+		}
+		if res.Status == paygate.EventUnmatched {
+			return nil
+		}
+		if queued, err = save(ctx, tx, p, before, beforeIDs, res.History); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE paygate_webhook_events SET status = ?, error = ?, payment_id = ?, processed_at = ? WHERE id = ?`,
+			string(res.Status), res.Error, p.ID, ts(now), id); err != nil {
+			return err
+		}
+		o := *ev
+		o.Status, o.Error, o.PaymentID, o.ProcessedAt = res.Status, res.Error, p.ID, &now
+		out, matched = &o, true
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, paygate.ErrStripeIDTaken) || errors.Is(err, paygate.ErrNotFound) {
+			return nil, false, err
+		}
+		return nil, false, fmt.Errorf("store: rematch event: %w", err)
+	}
+	if queued {
+		s.notifyCallbacks()
+	}
+	return out, matched, nil
+}

@@ -32,6 +32,7 @@ import (
 // outbox of callback.Engine.
 type Store interface {
 	paygate.Store
+	paygate.EventRematcher
 	callback.Queue
 	// GetCallback returns one callback, or an error wrapping ErrNotFound.
 	GetCallback(ctx context.Context, id string) (*paygate.Callback, error)
@@ -59,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"StateAndLeases", testStateAndLeases},
 		{"WebhookEventOnce", testWebhookEventOnce},
 		{"WebhookEventOutcomes", testWebhookOutcomes},
+		{"RematchUnmatchedEvent", testRematch},
 		{"WebhookEventStripeIDTaken", testWebhookStripeIDTaken},
 		{"ConcurrentDuplicateEvents", testConcurrentDuplicateEvents},
 		{"WebhookBatches", testWebhookBatches},

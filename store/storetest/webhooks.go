@@ -335,3 +335,64 @@ func testWebhookBatches(t *testing.T, s Store) {
 		t.Fatalf("%d events stored, want 4 (failed records store nothing)", pg.Total)
 	}
 }
+
+// testRematch: an event stored unmatched (its refs named no payment yet) is
+// applied once its payment can be found, atomically, and only once.
+func testRematch(t *testing.T, s Store) {
+	ctx := context.Background()
+	at, later := T0.Add(time.Minute), T0.Add(time.Hour)
+	mustInsert(t, s, NewPayment("pay_rm", T0))
+	refs := paygate.PaymentRefs{ChargeID: "ch_rm"}
+	applied := 0
+	apply := func(p *paygate.Payment) (paygate.EventOutcome, error) {
+		if p == nil {
+			return paygate.EventOutcome{Status: paygate.EventUnmatched}, nil
+		}
+		applied++
+		p.AmountRefunded = 300
+		return paygate.EventOutcome{Status: paygate.EventProcessed, History: []paygate.HistoryEntry{{PaymentID: p.ID,
+			EventType: paygate.HistoryRefundCreated, Amount: 300, Currency: "usd", StripeEventID: "evt_rm",
+			Source: paygate.SourceReconcile, CreatedAt: later}}}, nil
+	}
+	if st, _, err := s.RecordWebhookEvent(ctx, NewEvent("evt_rm", "charge.refunded", at), refs, apply); err != nil || st.Status != paygate.EventUnmatched {
+		t.Fatalf("first delivery: %+v, %v", st, err)
+	}
+	// Still no payment for ch_rm: left as it is.
+	if st, matched, err := s.RematchWebhookEvent(ctx, "evt_rm", refs, later, apply); err != nil || matched || st.Status != paygate.EventUnmatched || applied != 0 {
+		t.Fatalf("rematch before the charge is known: %+v, %v, %v (applied %d)", st, matched, err, applied)
+	}
+	// The payment learns its charge.
+	if _, err := s.UpdatePayment(ctx, "pay_rm", func(p *paygate.Payment) ([]paygate.HistoryEntry, error) {
+		p.ChargeID = "ch_rm"
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st, matched, err := s.RematchWebhookEvent(ctx, "evt_rm", refs, later, apply)
+	if err != nil || !matched || st.Status != paygate.EventProcessed || st.PaymentID != "pay_rm" || st.ProcessedAt == nil || !st.ProcessedAt.Equal(later) {
+		t.Fatalf("rematch: %+v, %v, %v", st, matched, err)
+	}
+	got, err := s.GetWebhookEvent(ctx, "evt_rm")
+	if err != nil || got.Status != paygate.EventProcessed || got.PaymentID != "pay_rm" || got.ReceivedCount != 1 || !got.ReceivedAt.Equal(at) {
+		t.Fatalf("stored after rematch: %+v, %v", got, err)
+	}
+	if p, err := s.GetPayment(ctx, "pay_rm"); err != nil || p.AmountRefunded != 300 {
+		t.Fatalf("payment after rematch: %+v, %v", p, err)
+	}
+	if h, err := s.PaymentHistory(ctx, "pay_rm"); err != nil || len(h) != 1 || h[0].StripeEventID != "evt_rm" {
+		t.Fatalf("history after rematch: %+v, %v", h, err)
+	}
+	// Applied once: a second rematch, or a resend, changes nothing.
+	if st, matched, err := s.RematchWebhookEvent(ctx, "evt_rm", refs, later, apply); err != nil || matched || st.Status != paygate.EventProcessed || applied != 1 {
+		t.Fatalf("second rematch: %+v, %v, %v (applied %d)", st, matched, err, applied)
+	}
+	if _, dup, err := s.RecordWebhookEvent(ctx, NewEvent("evt_rm", "charge.refunded", later), refs, apply); err != nil || !dup {
+		t.Fatalf("resend after rematch: dup %v, %v", dup, err)
+	}
+	if h, err := s.PaymentHistory(ctx, "pay_rm"); err != nil || len(h) != 1 {
+		t.Fatalf("history after the resend: %+v, %v", h, err)
+	}
+	if _, _, err := s.RematchWebhookEvent(ctx, "evt_nope", refs, later, apply); !errors.Is(err, paygate.ErrNotFound) {
+		t.Fatalf("rematch of no event: %v, want ErrNotFound", err)
+	}
+}
