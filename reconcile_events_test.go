@@ -600,6 +600,9 @@ func TestReconcileAppliesEventsStoredUnmatchedBeforeTheirPaymentWasKnown(t *test
 	if got := e.payment(p.ID); got.Status != paygate.StatusSucceeded || got.AmountRefunded != 0 {
 		t.Fatalf("payment before reconciliation: %s, refunded %d", got.Status, got.AmountRefunded)
 	}
+	// An event of another service sharing the account stays unmatched.
+	foreignID := fmt.Sprintf("evt_ooo_foreign%d", evtSeq.Add(1))
+	deliver(foreignID, "payment_intent.succeeded", piObject(fmt.Sprintf("pi_foreign%d", evtSeq.Add(1)), "succeeded", 500, "", ""))
 	res, err := e.gw.Reconcile(ctx)
 	if err != nil || res.EventsApplied != 1 || res.EventsFailed != 0 {
 		t.Fatalf("reconciliation: %+v, %v", res, err)
@@ -620,6 +623,9 @@ func TestReconcileAppliesEventsStoredUnmatchedBeforeTheirPaymentWasKnown(t *test
 	}
 	if len(fromRefund) == 0 || fromRefund[0].Source != paygate.SourceReconcile {
 		t.Fatalf("history of the refund event: %+v", fromRefund)
+	}
+	if ev, err := e.gw.GetWebhookEvent(ctx, foreignID); err != nil || ev.Status != paygate.EventUnmatched {
+		t.Fatalf("another service's event: %+v, %v", ev, err)
 	}
 	// Once: the next pass applies nothing.
 	if res, err := e.gw.Reconcile(ctx); err != nil || res.EventsApplied != 0 || len(e.payment(p.ID).History) != len(got.History) {

@@ -48,7 +48,9 @@ func (g *Gateway) rematchEvents(ctx context.Context, res *ReconcileResult, lease
 		return nil
 	}
 	since := g.now().Add(-rematchWindow)
-	f := WebhookEventFilter{Status: EventUnmatched, PageParams: PageParams{Limit: MaxPageLimit}}
+	// EstimateTotal: the pages' totals are not used, and an exact count of
+	// a busy shared account's unmatched events would cost more than a page.
+	f := WebhookEventFilter{Status: EventUnmatched, PageParams: PageParams{Limit: MaxPageLimit, EstimateTotal: true}}
 	for read := 0; read < rematchMax; {
 		if err := lease.keep(ctx); err != nil {
 			return err
@@ -103,7 +105,6 @@ func (g *Gateway) rematch(ctx context.Context, rm EventRematcher, id string, res
 	if queued > 0 && g.cfg.OnCallbacksQueued != nil {
 		g.cfg.OnCallbacksQueued()
 	}
-	g.metrics.webhook(string(out.Status), "")
 	g.syslog(ctx, LevelInfo, SourceWebhook, "webhook "+ev.Type+" "+string(out.Status)+" on reconciliation (stored unmatched before)",
 		map[string]any{"eventId": id, "type": ev.Type, "outcome": string(out.Status), "paymentId": out.PaymentID})
 	g.log.LogAttrs(ctx, slog.LevelInfo, "paygate: reconciliation: applied an event stored unmatched before",
