@@ -2,6 +2,7 @@ package paygate
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -87,12 +88,11 @@ type batcher struct {
 	observe func(n int)
 }
 
-// flight is a batch in flight: done is closed when it has finished; ids
-// are the Stripe ids its events name, which are all the ids it can add to
-// a payment.
+// flight is a batch in flight: done is closed when it has finished; the
+// Stripe ids its records name are all the ids it can add to a payment.
 type flight struct {
 	done chan struct{}
-	ids  map[string]bool
+	recs []*WebhookRecord
 }
 
 type batchItem struct {
@@ -150,16 +150,12 @@ func (b *batcher) startLocked() {
 	if b.inflight == nil {
 		b.inflight = map[uint64]*flight{}
 	}
-	f := &flight{done: make(chan struct{}), ids: map[string]bool{}}
-	for _, it := range items {
-		if it.rec.Apply != nil {
-			for _, id := range it.rec.Refs.stripeIDs() {
-				f.ids[id] = true
-			}
-		}
+	recs := make([]*WebhookRecord, n)
+	for i, it := range items {
+		recs[i] = it.rec
 	}
-	b.inflight[b.batches] = f
-	go b.run(b.batches, items)
+	b.inflight[b.batches] = &flight{done: make(chan struct{}), recs: recs}
+	go b.run(b.batches, items, recs)
 }
 
 // earlierMayAdd reports whether a batch taken before batch id, still in
@@ -168,11 +164,12 @@ func (b *batcher) earlierMayAdd(id uint64, ids []string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for k, f := range b.inflight {
-		if k < id {
-			for _, sid := range ids {
-				if f.ids[sid] {
-					return true
-				}
+		if k >= id {
+			continue
+		}
+		for _, r := range f.recs {
+			if r.Apply != nil && slices.ContainsFunc(r.Refs.StripeIDs(), func(s string) bool { return slices.Contains(ids, s) }) {
+				return true
 			}
 		}
 	}
@@ -217,11 +214,7 @@ func (b *batcher) waitEarlier(ctx context.Context, id uint64) error {
 	return nil
 }
 
-func (b *batcher) run(id uint64, items []*batchItem) {
-	recs := make([]*WebhookRecord, len(items))
-	for i, it := range items {
-		recs[i] = it.rec
-	}
+func (b *batcher) run(id uint64, items []*batchItem, recs []*WebhookRecord) {
 	if b.observe != nil {
 		b.observe(len(items))
 	}
@@ -282,7 +275,7 @@ func WaitEarlierBatches(ctx context.Context) error {
 // payment only the ids it names. See WaitEarlierBatches.
 func EarlierBatchMayAdd(ctx context.Context, refs PaymentRefs) bool {
 	if h, ok := ctx.Value(batchKey{}).(batchHooks); ok {
-		return h.mayAdd(refs.stripeIDs())
+		return h.mayAdd(refs.StripeIDs())
 	}
 	return false
 }

@@ -119,7 +119,7 @@ func (g *Gateway) refsFind(ctx context.Context, refs PaymentRefs) bool {
 			return true
 		}
 	}
-	for _, id := range refs.stripeIDs() {
+	for _, id := range refs.StripeIDs() {
 		if _, err := g.store.GetPaymentByStripeID(ctx, id); err == nil || !errors.Is(err, ErrNotFound) {
 			return true // found, or let the transaction find out
 		}

@@ -97,8 +97,9 @@ type PaymentRefs struct {
 	ChargeID          string
 }
 
-// stripeIDs returns the Stripe ids of r that are set.
-func (r PaymentRefs) stripeIDs() []string {
+// StripeIDs returns the Stripe ids of r that are set, in the order they
+// are tried.
+func (r PaymentRefs) StripeIDs() []string {
 	var ids []string
 	for _, id := range []string{r.PaymentLinkID, r.CheckoutSessionID, r.PaymentIntentID, r.ChargeID} {
 		if id != "" {

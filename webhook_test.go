@@ -769,18 +769,7 @@ func TestWebhookBatchStuckOnALockDoesNotStopOthers(t *testing.T) {
 	// Once the first batch waits for the lock, the next event goes at once:
 	// a second batch starts when the first has waited ingestStall (50 ms),
 	// by a timer, though nothing arrives after it.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		var waiting int
-		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first batch never waited for the lock")
-		}
-	}
+	e.waitForALockWait()
 	select {
 	case got := <-first:
 		t.Fatalf("the event for the locked payment was answered while locked: %+v", got)
@@ -830,36 +819,10 @@ func TestWebhookBatchWaitsForTheIDsAStuckBatchAdds(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM paygate_payments WHERE id = $1 FOR UPDATE`, p.ID); err != nil {
 		t.Fatal(err)
 	}
-	post := func(payload []byte) <-chan int {
-		done := make(chan int, 1)
-		go func() {
-			req, _ := http.NewRequest("POST", e.srv.URL+"/api/webhooks/stripe", bytes.NewReader(payload))
-			req.Header.Set("Stripe-Signature", signed(payload, whsecNew, time.Now()))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Error(err)
-				done <- 0
-				return
-			}
-			resp.Body.Close()
-			done <- resp.StatusCode
-		}()
-		return done
-	}
+	post := e.postWebhookAsync
 	// The first event gives the payment its charge; its batch waits for the lock.
 	first := post(stripeEventJSON("", "payment_intent.succeeded", "2023-10-16", piObject(p.PaymentIntentID, "succeeded", 1000, p.ID, charge)))
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		var waiting int
-		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first batch never waited for the lock")
-		}
-	}
+	e.waitForALockWait()
 	// The second names the payment only by that charge: no metadata, no
 	// PaymentIntent. Its batch starts beside the stuck one (after 50 ms).
 	refundID := fmt.Sprintf("evt_stuck_refund%d", evtSeq.Add(1))
@@ -908,4 +871,42 @@ func TestWebhookBatchWaitsForTheIDsAStuckBatchAdds(t *testing.T) {
 	if got := e.payment(p.ID); got.Status != paygate.StatusPartiallyRefunded || got.ChargeID != charge || got.AmountRefunded != 300 {
 		t.Fatalf("payment = %s, charge %q, refunded %d; want partially refunded (300) by the charge's event", got.Status, got.ChargeID, got.AmountRefunded)
 	}
+}
+
+// waitForALockWait waits (10 s at most) until a session of the test's
+// database waits for a lock: a webhook batch held up by a row lock.
+func (e *env) waitForALockWait() {
+	e.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var waiting int
+		if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
+			e.t.Fatal(err)
+		}
+		if waiting > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatal("the first batch never waited for the lock")
+		}
+	}
+}
+
+// postWebhookAsync posts payload, signed, to the webhook endpoint and
+// sends the answer's status on the channel it returns (0 on a transport
+// error, which fails the test).
+func (e *env) postWebhookAsync(payload []byte) <-chan int {
+	done := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/api/webhooks/stripe", bytes.NewReader(payload))
+		req.Header.Set("Stripe-Signature", signed(payload, whsecNew, time.Now()))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			e.t.Error(err)
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	return done
 }

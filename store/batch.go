@@ -158,11 +158,7 @@ func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRec
 		if r.Refs.PaymentID != "" {
 			payIDs = append(payIDs, r.Refs.PaymentID)
 		}
-		for _, id := range []string{r.Refs.PaymentLinkID, r.Refs.CheckoutSessionID, r.Refs.PaymentIntentID, r.Refs.ChargeID} {
-			if id != "" {
-				stripeIDs = append(stripeIDs, id)
-			}
-		}
+		stripeIDs = append(stripeIDs, r.Refs.StripeIDs()...)
 	}
 
 	// (1) Lock and read.
@@ -325,8 +321,8 @@ func findIn(r paygate.PaymentRefs, byID map[string]*paygate.Payment, refs map[st
 	if byID[r.PaymentID] != nil {
 		return r.PaymentID
 	}
-	for _, id := range []string{r.PaymentLinkID, r.CheckoutSessionID, r.PaymentIntentID, r.ChargeID} {
-		if pid := refs[id]; id != "" && byID[pid] != nil {
+	for _, id := range r.StripeIDs() {
+		if pid := refs[id]; byID[pid] != nil {
 			return pid
 		}
 	}
@@ -348,11 +344,7 @@ func recordEach(ctx context.Context, tx pgx.Tx, recs []*paygate.WebhookRecord) e
 		if r.Refs.PaymentID != "" {
 			payIDs = append(payIDs, r.Refs.PaymentID)
 		}
-		for _, id := range []string{r.Refs.PaymentLinkID, r.Refs.CheckoutSessionID, r.Refs.PaymentIntentID, r.Refs.ChargeID} {
-			if id != "" {
-				stripeIDs = append(stripeIDs, id)
-			}
-		}
+		stripeIDs = append(stripeIDs, r.Refs.StripeIDs()...)
 	}
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM paygate_payments p WHERE p.id = ANY(ARRAY(SELECT unnest($1::text[])
 		UNION SELECT r.payment_id FROM paygate_payment_refs r WHERE r.stripe_id = ANY($2))) ORDER BY p.id FOR UPDATE`, payIDs, stripeIDs); err != nil {

@@ -14,7 +14,7 @@ import (
 )
 
 // stripeEvents are the Stripe events of ../testdata/events (2.6–4.9 KB
-// each, as Stripe sends them), compacted to one line each.
+// each, as Stripe sends them), without their trailing newline.
 func stripeEvents(tb testing.TB) [][]byte {
 	tb.Helper()
 	files, err := filepath.Glob("../testdata/events/*.json")

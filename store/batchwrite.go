@@ -53,7 +53,7 @@ func (e *eventRows) queue(b *pgx.Batch) {
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::text[], $6::text[], $7::text[],
 			$8::timestamptz[], $9::timestamptz[], $10::text[])
 			AS u(id, type, api_version, livemode, status, error, payment_id, created_at, received_at, payload)`,
-		withSize(e.id, arraysSize(len(e.id), 32, e.id, e.typ, e.apiVersion, e.status, e.errMsg, e.paymentID, e.payload)), e.typ, e.apiVersion, e.livemode, e.status, e.errMsg, e.paymentID, e.created, e.received, e.payload)
+		sizedArrays(32, e.id, e.typ, e.apiVersion, e.status, e.errMsg, e.paymentID, e.payload), e.typ, e.apiVersion, e.livemode, e.status, e.errMsg, e.paymentID, e.created, e.received, e.payload)
 }
 
 // queueSaves queues, as queueSave does for one payment, the writes of every
@@ -162,7 +162,7 @@ func queueSaves(b *pgx.Batch, ts []*touched, claimed map[string]bool) bool {
 				checkout_session_id, payment_intent_id, charge_id, livemode, updated_at, customer_email,
 				callback_seq, attempts, disputes, stripe_refunded_at)
 		WHERE p.id = u.id`,
-		withSize(pID, arraysSize(len(pID), 96, pID, pStatus, pURL, pPrice, pLink, pSession, pIntent, pCharge, pEmail, pAttempts, pDisputes)), pStatus, pRefunded, pStripeRefunded, pURL, pPrice, pLink, pSession, pIntent, pCharge, pLivemode,
+		sizedArrays(96, pID, pStatus, pURL, pPrice, pLink, pSession, pIntent, pCharge, pEmail, pAttempts, pDisputes), pStatus, pRefunded, pStripeRefunded, pURL, pPrice, pLink, pSession, pIntent, pCharge, pLivemode,
 		pUpdated, pEmail, pSeq, pAttempts, pDisputes, pStripeRefundedAt)
 	if len(refID) > 0 {
 		b.Queue(`INSERT INTO paygate_payment_refs (stripe_id, payment_id) SELECT * FROM unnest($1::text[], $2::text[])`, refID, refPayment)
@@ -180,7 +180,7 @@ func queueSaves(b *pgx.Batch, ts []*touched, claimed map[string]bool) bool {
 				AS u(payment_id, payment_intent_id, event_type, from_status, to_status, amount, currency,
 					stripe_event_id, source, data, created_at, ord)
 			ORDER BY ord`,
-			withSize(hPayment, arraysSize(len(hPayment), 32, hPayment, hIntent, hType, hFrom, hTo, hCurrency, hEvent, hSource, hData)), hIntent, hType, hFrom, hTo, hAmount, hCurrency, hEvent, hSource, hData, hCreated)
+			sizedArrays(32, hPayment, hIntent, hType, hFrom, hTo, hCurrency, hEvent, hSource, hData), hIntent, hType, hFrom, hTo, hAmount, hCurrency, hEvent, hSource, hData, hCreated)
 	}
 	if len(cID) == 0 {
 		return false
@@ -202,7 +202,7 @@ func queueSaves(b *pgx.Batch, ts []*touched, claimed map[string]bool) bool {
 				AS u(id, payment_id, webhook_event_id, sequence, event_type, action, url, payload, status,
 					next_attempt_at, created_at, updated_at, token, until) OFFSET 0) c
 		RETURNING id, lease_token IS NOT NULL`,
-		withSize(cID, arraysSize(len(cID), 64, cID, cPayment, cEvent, cType, cAction, cURL, cPayload, cStatus, cToken)), cPayment, cEvent, cSeq, cType, cAction, cURL, cPayload, cStatus, cNext, cCreated, cUpdated, cToken, cUntil,
+		sizedArrays(64, cID, cPayment, cEvent, cType, cAction, cURL, cPayload, cStatus, cToken), cPayment, cEvent, cSeq, cType, cAction, cURL, cPayload, cStatus, cNext, cCreated, cUpdated, cToken, cUntil,
 	).Query(func(rows pgx.Rows) error {
 		var id string
 		var ok bool

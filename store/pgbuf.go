@@ -21,44 +21,49 @@ import (
 // paymentd's memory limit makes frequent. These helpers size both buffers
 // once, to what the batch needs.
 
-// sized is a statement parameter whose encoding is known to take about n
-// bytes, together with those of the parameters after it: the first
-// parameter of a statement, wrapped, sizes pgx's buffer for all of them.
-// It is encoded only on a connection prepared by sizeBuffers.
-type sized[T any] struct {
-	v T
+// sized is the first parameter of a batch statement, an array of strings,
+// with about how many bytes all the statement's parameters take encoded:
+// wrapped so, it sizes pgx's parameter buffer for all of them at once. It
+// is encoded only on a connection prepared by sizeBuffers.
+type sized struct {
+	v []string
 	n int
 }
 
-// withSize wraps v, the first parameter of a statement whose parameters
-// take about n bytes encoded.
-func withSize[T any](v T, n int) sized[T] { return sized[T]{v, n} }
-
-// sizer is what every sized[T] is, whatever its T.
-type sizer interface {
-	unwrap() any
-	size() int
-	plan() pgtype.WrappedEncodePlanNextSetter
+// sizedArrays wraps first, the first parameter of a statement whose other
+// parameters are the arrays of strings more and, beside them, fixed bytes a
+// row of fixed-size values (as many rows as first has).
+func sizedArrays(fixed int, first []string, more ...[]string) sized {
+	n := 128 + len(first)*fixed + arraySize(first) // 128: the fixed-size arrays' headers
+	for _, a := range more {
+		n += arraySize(a)
+	}
+	return sized{first, n}
 }
 
-func (s sized[T]) unwrap() any                              { return s.v }
-func (s sized[T]) size() int                                { return s.n }
-func (s sized[T]) plan() pgtype.WrappedEncodePlanNextSetter { return &sizedPlan[T]{} }
+// arraySize is how many bytes pgx encodes a into: a header, and a length
+// before each element.
+func arraySize(a []string) int {
+	n := 24 + 4*len(a)
+	for _, s := range a {
+		n += len(s)
+	}
+	return n
+}
 
-// sizedPlan grows the buffer, then encodes the value as pgx would have.
-// pgx keeps one plan per Go type, so there is one per T.
-type sizedPlan[T any] struct{ next pgtype.EncodePlan }
+// sizedPlan grows the buffer, then encodes the array as pgx would have.
+type sizedPlan struct{ next pgtype.EncodePlan }
 
-func (p *sizedPlan[T]) SetNext(next pgtype.EncodePlan) { p.next = next }
+func (p *sizedPlan) SetNext(next pgtype.EncodePlan) { p.next = next }
 
-func (p *sizedPlan[T]) Encode(value any, buf []byte) ([]byte, error) {
-	s := value.(sized[T])
+func (p *sizedPlan) Encode(value any, buf []byte) ([]byte, error) {
+	s := value.(sized)
 	return p.next.Encode(s.v, slices.Grow(buf, s.n))
 }
 
 func tryWrapSized(value any) (pgtype.WrappedEncodePlanNextSetter, any, bool) {
-	if s, ok := value.(sizer); ok {
-		return s.plan(), s.unwrap(), true
+	if s, ok := value.(sized); ok {
+		return &sizedPlan{}, s.v, true
 	}
 	return nil, nil, false
 }
@@ -84,25 +89,12 @@ func sizeBuffers(ctx context.Context, conn *pgx.Conn, b *pgx.Batch) {
 		// length for each parameter), Describe and Execute
 		n += 96 + 6*len(q.Arguments)
 		if len(q.Arguments) > 0 {
-			if s, ok := q.Arguments[0].(sizer); ok {
-				n += s.size()
+			if s, ok := q.Arguments[0].(sized); ok {
+				n += s.n
 			}
 		}
 	}
 	conn.PgConn().Frontend().Send(growBuffer(n))
-}
-
-// arraysSize is about how many bytes pgx encodes the arrays of strings ss
-// into, with rows rows of fixed-size values of fixed bytes each beside them.
-func arraysSize(rows, fixed int, ss ...[]string) int {
-	n := 128 + rows*fixed // the headers of the fixed-size arrays too
-	for _, a := range ss {
-		n += 24 + 4*len(a) // array header; a length before each element
-		for _, s := range a {
-			n += len(s)
-		}
-	}
-	return n
 }
 
 // growBuffer is a message of no bytes: "sending" it grows the buffer that

@@ -183,12 +183,7 @@ func lockPayment(ctx context.Context, tx pgx.Tx, refs paygate.PaymentRefs) (*pay
 			return p, err
 		}
 	}
-	var ids []string
-	for _, id := range []string{refs.PaymentLinkID, refs.CheckoutSessionID, refs.PaymentIntentID, refs.ChargeID} {
-		if id != "" {
-			ids = append(ids, id)
-		}
-	}
+	ids := refs.StripeIDs()
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("payment: %w", paygate.ErrNotFound)
 	}

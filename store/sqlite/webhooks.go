@@ -112,10 +112,7 @@ func lockPayment(ctx context.Context, tx queryer, refs paygate.PaymentRefs) (*pa
 			return p, err
 		}
 	}
-	for _, id := range []string{refs.PaymentLinkID, refs.CheckoutSessionID, refs.PaymentIntentID, refs.ChargeID} {
-		if id == "" {
-			continue
-		}
+	for _, id := range refs.StripeIDs() {
 		p, err := loadPayment(ctx, tx, `id = (SELECT payment_id FROM paygate_payment_refs WHERE stripe_id = ?)`, id)
 		if !errors.Is(err, paygate.ErrNotFound) {
 			return p, err
