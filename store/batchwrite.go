@@ -108,7 +108,7 @@ func queueSaves(b *pgx.Batch, ts []*touched, claimed map[string]bool) bool {
 		for _, id := range newRefs(t.beforeIDs, p.StripeIDs()) {
 			refID, refPayment = append(refID, id), append(refPayment, p.ID)
 		}
-		offered := false // a claim token given to one of this payment's callbacks
+		offered := false // this payment's first callback of the batch is queued
 		for i, h := range t.hist {
 			data := h.Data
 			if len(data) == 0 {
@@ -138,10 +138,13 @@ func queueSaves(b *pgx.Batch, ts []*touched, claimed map[string]bool) bool {
 				cNext = append(cNext, c.NextAttemptAt)
 				cCreated = append(cCreated, c.CreatedAt)
 				cUpdated = append(cUpdated, c.UpdatedAt)
+				// Only the payment's first callback of the batch may go
+				// claimed: a later one sent now would overtake it.
 				token, until := "", time.Time{}
 				if r := t.histRecs[i]; !offered && r.ClaimToken != "" {
-					token, until, offered = r.ClaimToken, r.ClaimUntil, true
+					token, until = r.ClaimToken, r.ClaimUntil
 				}
+				offered = true
 				cToken, cUntil = append(cToken, token), append(cUntil, until)
 			}
 		}
