@@ -279,11 +279,13 @@ func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRec
 		queueNotify(w)
 	}
 	w.Queue(`COMMIT`)
-	sizeBuffers(ctx, conn, w)
+	bufs := sizeBuffers(ctx, conn, w)
 	// Close reads every result in order (the claimed callbacks' rows among
 	// them) and returns the first error; after one, PostgreSQL skipped the
 	// rest, the COMMIT with it.
-	if err := conn.SendBatch(ctx, w).Close(); err != nil {
+	err = conn.SendBatch(ctx, w).Close()
+	bufs.release(conn)
+	if err != nil {
 		for _, r := range recs {
 			r.Stored = nil
 		}

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/numedapp/paygate"
 	"github.com/numedapp/paygate/internal/testenv"
 	"github.com/numedapp/paygate/store"
@@ -130,4 +133,106 @@ func BenchmarkRecordWebhookEvents(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*size), "µs/event")
+}
+
+// TestConcurrentBatchesStorePayloadsAsSent: batches recorded at once on
+// the pool's connections, each in buffers kept from earlier batches, store
+// every event's payload byte for byte (each payload is unique).
+func TestConcurrentBatchesStorePayloadsAsSent(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // mixed-up messages may leave a connection waiting
+	defer cancel()
+	pool := testenv.NewPool(t)
+	s := store.New(pool)
+	payloads := stripeEvents(t)
+	const workers, batches, size = 4, 6, 8
+	want := map[string][]byte{}
+	recsOf := make([][][]*paygate.WebhookRecord, workers)
+	for w := range workers {
+		var pays []string
+		for i := range size {
+			id := fmt.Sprintf("pay_cc%d_%d", w, i)
+			if err := s.InsertPayment(ctx, newPayment(id, t0)); err != nil {
+				t.Fatal(err)
+			}
+			pays = append(pays, id)
+		}
+		for b := range batches {
+			recs := batchOf(fmt.Sprintf("cc%d_%d", w, b), pays, payloads)
+			for _, r := range recs {
+				r.Event.Payload = bytes.Replace(r.Event.Payload, []byte("{"), []byte(`{"paygateTest": "`+r.Event.ID+`", `), 1)
+				want[r.Event.ID] = r.Event.Payload
+			}
+			recsOf[w] = append(recsOf[w], recs)
+		}
+	}
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for _, recs := range recsOf[w] {
+				if err := s.RecordWebhookEvents(ctx, recs); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := pool.Query(ctx, `SELECT id, payload::text FROM paygate_webhook_events WHERE id LIKE 'evt_cc%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]byte{}
+	var id string
+	var payload []byte
+	if _, err := pgx.ForEachRow(rows, []any{&id, &payload}, func() error { got[id] = bytes.Clone(payload); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d events stored, want %d", len(got), len(want))
+	}
+	for id, p := range want {
+		if !bytes.Equal(got[id], p) {
+			t.Errorf("%s: payload stored as %.100q…, want %.100q…", id, got[id], p)
+		}
+	}
+}
+
+// TestBatchBuffersKeptOnlyWhenPgxLetGo: a batch's write buffer is kept for
+// the next batch only when pgx has let go of it (after a flush of more
+// than 1 KB), never while pgx may still write into it.
+func TestBatchBuffersKeptOnlyWhenPgxLetGo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	conn, err := testenv.NewPool(t).Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, c := range []struct {
+		query string
+		kept  bool
+	}{
+		{"SELECT length('" + strings.Repeat("x", 2000) + "')", true}, // flushed, more than 1 KB
+		{"", false},         // nothing sent: pgx writes its next messages into it
+		{"SELECT 1", false}, // flushed, 1 KB or less: pgx keeps it
+		{"SELECT length('" + strings.Repeat("y", 2000) + "')", true},
+	} {
+		kept, err := store.ReleaseKeepsWriteBuffer(ctx, conn.Conn(), c.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept != c.kept {
+			t.Errorf("after %.20q: write buffer kept = %v, want %v", c.query, kept, c.kept)
+		}
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT 41 + 1").Scan(&n); err != nil || n != 42 {
+			t.Fatalf("the connection after it: %d, %v", n, err)
+		}
+	}
 }
