@@ -2,6 +2,7 @@ package paygate
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 )
 
@@ -237,4 +238,72 @@ func TestReviewRefundFailedBeforeSnapshotExplainsNothing(t *testing.T) {
 	if p.AmountRefunded != 500 || p.Status != StatusPartiallyRefunded {
 		t.Errorf("Stripe has 500 refunded (re_1 failed at t8, a new refund at t20); payment shows %s %d", p.Status, p.AmountRefunded)
 	}
+}
+
+// TestCheckoutCompletedAnnouncedWhenItComesAfterTheAsyncOutcome: a
+// Checkout Session paid by a delayed method: Stripe sends
+// checkout.session.completed (payment_status unpaid) at checkout and
+// checkout.session.async_payment_succeeded days later. When the completed
+// event is delivered late (Stripe retries each event on its own schedule
+// after the endpoint was down), async_payment_succeeded arrives first; the
+// session's state is then already "paid" (or "async_failed"). The late
+// completed event must still write checkout_completed, once, as in order:
+// the merchant listening for checkout_completed (the guide's example
+// callback) hears of every session, whatever order Stripe delivers in.
+func TestCheckoutCompletedAnnouncedWhenItComesAfterTheAsyncOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		async eventObject
+	}{
+		{"async_payment_succeeded first", sessionEv("async_payment_succeeded", "cs_1", "pi_1", "paid")},
+		{"async_payment_failed first", sessionEv("async_payment_failed", "cs_1", "pi_1", "unpaid")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &Gateway{cfg: Config{CallbackURL: "https://merchant.example/hooks"}}
+			completed := sessionEv("completed", "cs_1", "pi_1", "unpaid")
+
+			inOrder := newTestPayment(MethodCheckout)
+			var want []HistoryType
+			for _, e := range []eventObject{completed, tc.async} {
+				want = append(want, histTypes(g.change(inOrder, e, SourceWebhook, at(5)))...)
+			}
+			if !slices.Contains(want, HistoryCheckoutCompleted) {
+				t.Fatalf("in order: %v", want)
+			}
+
+			late := newTestPayment(MethodCheckout)
+			var got []HistoryType
+			var actions []string
+			for _, e := range []eventObject{tc.async, completed} {
+				for _, h := range g.change(late, e, SourceWebhook, at(5)) {
+					got = append(got, h.EventType)
+					if h.Callback != nil {
+						actions = append(actions, h.Callback.Action)
+					}
+				}
+			}
+			if late.Status != inOrder.Status {
+				t.Fatalf("status %s, in order %s", late.Status, inOrder.Status)
+			}
+			if n := countOf(got, HistoryCheckoutCompleted); n != 1 || !slices.Contains(actions, "checkout_completed") {
+				t.Errorf("completed delivered after %s: history %v, callbacks %v; in order the same events write %v",
+					tc.async.typ, got, actions, want)
+			}
+			// Once per session: the same completion again (reconciliation
+			// reads the session) announces nothing more.
+			if again := histTypes(g.change(late, completed, SourceReconcile, at(6))); slices.Contains(again, HistoryCheckoutCompleted) {
+				t.Errorf("completed again: %v", again)
+			}
+		})
+	}
+}
+
+func countOf[T comparable](s []T, v T) int {
+	n := 0
+	for _, x := range s {
+		if x == v {
+			n++
+		}
+	}
+	return n
 }

@@ -63,6 +63,10 @@ type Attempt struct {
 	Charges  []ChargeState `json:"charges,omitempty"`
 	Canceled bool          `json:"canceled,omitempty"` // the PaymentIntent was canceled
 	Session  string        `json:"session,omitempty"`  // the session's state (session* constants)
+	// CompletionDue: the session's delayed payment was reported
+	// (checkout.session.async_payment_*) before its completion, which is
+	// still to be announced when checkout.session.completed comes.
+	CompletionDue bool `json:"completionDue,omitempty"`
 }
 
 // status is what this attempt alone says of the payment.
@@ -186,6 +190,7 @@ func (p *Payment) attempt(pi, cs string) *Attempt {
 			a.setCharge(c.ID, c.Status)
 		}
 		a.Canceled = a.Canceled || b.Canceled
+		a.CompletionDue = a.CompletionDue || b.CompletionDue
 		if sessionRank[b.Session] > sessionRank[a.Session] {
 			a.Session = b.Session
 		}
@@ -485,9 +490,14 @@ func applyEvent(p *Payment, e eventObject, source string, now time.Time) []Histo
 			if o.PaymentStatus == "paid" || o.PaymentStatus == "no_payment_required" {
 				st = sessionPaid
 			}
-			if a.Session == sessionOpen || a.Session == sessionExpired {
+			// Announced once per session: when it moves on from open (or
+			// expired), or when an async_payment event came first.
+			if a.Session == sessionOpen || a.Session == sessionExpired || a.CompletionDue {
 				sessionCompleted = o.ID
+				a.CompletionDue, changed = false, true
 			}
+		} else if (st == sessionPaid || st == sessionAsyncFailed) && (a.Session == sessionOpen || a.Session == sessionExpired) {
+			a.CompletionDue, changed = true, true // Stripe delivered it late, or will
 		}
 		if sessionRank[st] > sessionRank[a.Session] {
 			a.Session, changed = st, true
