@@ -123,16 +123,18 @@ func AsError(err error) *Error {
 }
 
 // storeUnreachable reports an error that says the database cannot be
-// reached or is restarting, rather than a bug: a network error, a refused
-// or reset connection, or a server error of SQL classes 08 (connection
-// exception) and 57 (operator intervention: shutting down, starting up).
-// Such errors are answered 503 with Retry-After, so that Stripe and
-// operators can tell an outage from a defect.
+// reached, is restarting or cannot serve now, rather than a bug: a network
+// error, a refused or reset connection, or a server error of SQL classes
+// 08 (connection exception), 53 (insufficient resources: too many
+// connections, disk full), 57 (operator intervention: shutting down,
+// starting up, a query canceled by an operator or a statement_timeout) or
+// 55P03 (a lock_timeout). Such errors are answered 503 with Retry-After,
+// so that Stripe and operators can tell an outage from a defect.
 func storeUnreachable(err error) bool {
 	var sqlErr interface{ SQLState() string }
 	if errors.As(err, &sqlErr) {
 		code := sqlErr.SQLState()
-		return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "57P")
+		return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "53") || strings.HasPrefix(code, "57") || code == "55P03"
 	}
 	var netErr net.Error
 	return errors.As(err, &netErr) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||

@@ -50,7 +50,8 @@ type WebhookBatchStore interface {
 // in flight at a time: the events that arrive meanwhile make the next one.
 // A second batch starts only when the batch in flight has taken longer
 // than ingestStall (waiting for a payment's lock, say), so one slow batch
-// does not hold up the rest. Two batches at once were tried, again with
+// does not hold up the rest; it takes only the events that name none of
+// the payments of the batches in flight (takeBesideLocked). Two batches at once were tried, again with
 // the second starting once the first had sent its COMMIT (its locks and
 // reads overlapping the first's WAL flush): on this two-core host they made
 // smaller transactions, each costing PostgreSQL about as much CPU as a big
@@ -137,13 +138,19 @@ func (b *batcher) startLocked() {
 		}
 		return
 	}
-	n := min(len(b.queue), maxIngestBatch)
-	items := make([]*batchItem, n)
-	copy(items, b.queue)
-	b.queue = b.queue[n:]
+	var items []*batchItem
+	if len(b.inflight) == 0 {
+		n := min(len(b.queue), maxIngestBatch)
+		items = make([]*batchItem, n)
+		copy(items, b.queue)
+		b.queue = b.queue[n:]
+	} else if items = b.takeBesideLocked(); len(items) == 0 {
+		return // every queued event names a payment of a batch in flight: it waits for it
+	}
 	if len(b.queue) == 0 {
 		b.queue = nil // let the backing array go
 	}
+	n := len(items)
 	b.batches++
 	b.leader, b.started = b.batches, time.Now()
 	b.running++
@@ -156,6 +163,39 @@ func (b *batcher) startLocked() {
 	}
 	b.inflight[b.batches] = &flight{done: make(chan struct{}), recs: recs}
 	go b.run(b.batches, items, recs)
+}
+
+// takeBesideLocked takes the next batch to start beside a stuck one (or
+// one waiting for a stuck one): the
+// queued events that name none of the payments and Stripe ids of the
+// batches in flight. The others stay queued: beside the stuck batch they
+// would wait for the same payment's lock, and a second batch stuck on it
+// would leave no batch for any other payment's events. b.mu is held.
+func (b *batcher) takeBesideLocked() []*batchItem {
+	busy := map[string]bool{}
+	for _, f := range b.inflight {
+		for _, r := range f.recs {
+			if r.Refs.PaymentID != "" {
+				busy[r.Refs.PaymentID] = true
+			}
+			for _, id := range r.Refs.StripeIDs() {
+				busy[id] = true
+			}
+		}
+	}
+	var items []*batchItem
+	rest := b.queue[:0]
+	for _, it := range b.queue {
+		refs := it.rec.Refs
+		if len(items) < maxIngestBatch && !busy[refs.PaymentID] && !slices.ContainsFunc(refs.StripeIDs(), func(id string) bool { return busy[id] }) {
+			items = append(items, it)
+		} else {
+			rest = append(rest, it)
+		}
+	}
+	clear(b.queue[len(rest):])
+	b.queue = rest
+	return items
 }
 
 // earlierMayAdd reports whether a batch taken before batch id, still in
@@ -258,7 +298,8 @@ type batchHooks struct {
 // when an event so marked finds no payment, it rolls back,
 // WaitEarlierBatches and reads again before it records the event as
 // unmatched. A store that records a batch another way (event by event,
-// say) waits before it starts. Events then find what the events that
+// say) waits before it starts, if EarlierBatchMayAdd says so of one of its
+// events. Events then find what the events that
 // arrived before them added, as one batch after the other would, and an
 // event of another service does not wait for a stuck batch.
 func WaitEarlierBatches(ctx context.Context) error {

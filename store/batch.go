@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,7 +51,16 @@ func (s *Store) RecordWebhookEvents(ctx context.Context, recs []*paygate.Webhook
 			}
 		}
 		if errors.Is(err, errSlowPath) {
-			if err = wait(); err == nil {
+			// Event by event, an event that finds no payment is stored
+			// unmatched at once: wait first for the batches before this
+			// one, if they may add what names one of its payments.
+			err = nil
+			if !waited && slices.ContainsFunc(recs, func(r *paygate.WebhookRecord) bool {
+				return r.Apply != nil && paygate.EarlierBatchMayAdd(ctx, r.Refs)
+			}) {
+				err = wait()
+			}
+			if err == nil {
 				err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return recordEach(ctx, tx, recs) })
 			}
 		}
