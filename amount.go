@@ -212,19 +212,24 @@ func isDigit(b byte) bool { return b >= '0' && b <= '9' }
 // Decimal is a decimal amount in major units as it appears in a JSON request:
 // a JSON number (19.99) or a string holding one ("19.99"). It keeps the exact
 // text; [Currency.ParseAmount] turns it into minor units. The zero value means
-// "not given".
+// "not given": in JSON, only a field left out is not given.
 type Decimal string
 
 // UnmarshalJSON keeps the number's text exactly as written. It refuses
-// JSON values that are neither numbers nor strings.
+// JSON values that are neither numbers nor strings, null and the empty
+// string: those are not amounts, and must not read as a field left out (a
+// refund without an amount refunds everything that remains).
 func (d *Decimal) UnmarshalJSON(b []byte) error {
 	switch {
 	case len(b) == 0 || string(b) == "null":
-		return nil
+		return &json.UnmarshalTypeError{Value: "null", Type: decimalType}
 	case b[0] == '"':
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
+		}
+		if s == "" {
+			return &json.UnmarshalTypeError{Value: "an empty string", Type: decimalType}
 		}
 		*d = Decimal(s)
 		return nil

@@ -133,6 +133,12 @@ func TestBadInput(t *testing.T) {
 		badCase{"createdFrom malformed", "GET", "/api/payments?createdFrom=yesterday", "", 400, "createdFrom"},
 		badCase{"createdTo malformed", "GET", "/api/payments?createdTo=2024-13-01", "", 400, "createdTo"},
 		badCase{"range reversed", "GET", "/api/payments?createdFrom=2024-02-01T00:00:00Z&createdTo=2024-01-01T00:00:00Z", "", 400, "createdTo"},
+		// Go's zero time means "not given" to the filters: a bound before
+		// 1970 is refused rather than ignored.
+		badCase{"createdTo in year 1", "GET", "/api/payments?createdTo=0001-01-01T00:00:00Z", "", 400, "createdTo"},
+		badCase{"createdFrom before 1970", "GET", "/api/payments?createdFrom=1969-12-31T23:59:59Z", "", 400, "createdFrom"},
+		badCase{"logs to in year 1", "GET", "/api/logs/logs?to=0001-01-01T00:00:00Z", "", 400, "to"},
+		badCase{"logs from before 1970", "GET", "/api/logs/logs?from=0001-01-01T00:00:00Z", "", 400, "from"},
 		badCase{"cursor malformed", "GET", "/api/payments?cursor=%%%", "", 400, "query"},
 		badCase{"cursor garbage", "GET", "/api/payments?cursor=bm9wZQ", "", 400, "cursor"},
 		badCase{"cursor with NUL id", "GET", "/api/payments?cursor=" + nulCursor(), "", 400, "cursor"},

@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"regexp"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -213,7 +215,73 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) er
 	if _, err := dec.Token(); err != io.EOF {
 		return invalidParam("body", "request body must hold a single JSON object")
 	}
+	if err := exactFields(body, dst); err != nil {
+		return err
+	}
 	return nil
+}
+
+// exactFields checks the names of body's top-level fields against dst's
+// (a pointer to a struct) exactly. encoding/json matches a name whatever
+// its case ("AMOUNT" sets amount) and lets the last of a repeated name
+// win: a body that another reader (a proxy, an audit log) takes for a
+// refund of 1.00 must not refund 9.00. body is valid JSON (decoded before).
+func exactFields(body []byte, dst any) error {
+	t := reflect.TypeOf(dst)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	names := jsonFieldNames(t.Elem())
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := tok.(string)
+		switch {
+		case !names[key]:
+			return invalidParam(key, "unknown field %q (field names are case-sensitive)", truncate(key, 40))
+		case seen[key]:
+			return invalidParam(key, "field %q is given more than once", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+var fieldNames sync.Map // reflect.Type → map[string]bool
+
+// jsonFieldNames returns the JSON names of struct type t's fields, as
+// encoding/json names them (embedded structs' fields included).
+func jsonFieldNames(t reflect.Type) map[string]bool {
+	if m, ok := fieldNames.Load(t); ok {
+		return m.(map[string]bool)
+	}
+	m := map[string]bool{}
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.IsExported() || f.Anonymous && f.Tag.Get("json") == "" && f.Type.Kind() == reflect.Struct {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		m[name] = true
+	}
+	fieldNames.Store(t, m)
+	return m
 }
 
 var unknownFieldRe = regexp.MustCompile(`^json: unknown field "(.*)"$`)
@@ -285,6 +353,11 @@ func queryTime(r *http.Request, name string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
 		return time.Time{}, invalidParam(name, "%s must be an RFC 3339 time such as 2024-01-31T00:00:00Z", name)
+	}
+	// The filters take the zero time for "not given": a bound before the
+	// Unix epoch (nothing paygate stores is older) would be ignored.
+	if t.Before(time.Unix(0, 0)) {
+		return time.Time{}, invalidParam(name, "%s must be 1970-01-01T00:00:00Z or later", name)
 	}
 	return t.UTC(), nil
 }

@@ -408,7 +408,7 @@ func (g *Gateway) ingestEvent(ctx context.Context, payload []byte, source string
 
 	stored := &WebhookEvent{
 		ID: ev.ID, Type: ev.Type, APIVersion: ev.APIVersion, Livemode: ev.Livemode,
-		CreatedAt: time.Unix(ev.Created, 0).UTC(), ReceivedAt: now, Payload: json.RawMessage(payload),
+		CreatedAt: time.Unix(ev.Created, 0).UTC(), ReceivedAt: now, Payload: json.RawMessage(withoutClientSecrets(payload)),
 	}
 	var refs PaymentRefs
 	var apply func(p *Payment) (EventOutcome, error)

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -279,7 +280,9 @@ func (e *Engine) ClaimToken() (token string, until time.Time) {
 
 // Deliver sends callbacks that were committed leased to a token from
 // ClaimToken, in the background. It does not block: if its queue is full
-// the callbacks wait for their leases to expire and are claimed then.
+// the callbacks wait for their leases to expire and are claimed then. A
+// callback whose lease (LeaseUntil) would end before an attempt's timeout
+// — its transaction took that long — is not sent either (sendAndRecord).
 func (e *Engine) Deliver(cbs []Callback) {
 	for i := range cbs {
 		c := &cbs[i]
@@ -375,7 +378,8 @@ func (e *Engine) deliverDue(ctx context.Context, limit int) (int, error) {
 	if limit = e.brk.allow(e.cfg.Now(), limit); limit == 0 {
 		return 0, nil
 	}
-	cbs, err := e.cfg.Queue.ClaimCallbacks(ctx, limit, e.cfg.Lease, e.cfg.Now())
+	now := e.cfg.Now()
+	cbs, err := e.cfg.Queue.ClaimCallbacks(ctx, limit, e.cfg.Lease, now)
 	if err != nil {
 		if e.brk.isOpen() {
 			e.brk.record(e.cfg.Now(), false, false) // no probe was sent
@@ -384,6 +388,9 @@ func (e *Engine) deliverDue(ctx context.Context, limit int) (int, error) {
 	}
 	if len(cbs) == 0 && e.brk.isOpen() {
 		e.brk.record(e.cfg.Now(), false, false) // nothing to probe with: close
+	}
+	for i := range cbs {
+		cbs[i].LeaseUntil = now.Add(e.cfg.Lease)
 	}
 	e.sendAndRecord(ctx, cbs)
 	return len(cbs), nil
@@ -396,12 +403,17 @@ func (e *Engine) deliverDue(ctx context.Context, limit int) (int, error) {
 const sendConcurrency = 8
 
 // sendAndRecord sends claimed callbacks, sendConcurrency at a time, and
-// records the outcomes in one go.
+// records the outcomes in one go. A callback whose lease would end before
+// its attempt could (its claim's transaction took that long, or the sends
+// before it did) is not sent: once the lease ends another worker may claim
+// it, and the receiver would get it twice. It stays leased, and is sent
+// when it is claimed again.
 func (e *Engine) sendAndRecord(ctx context.Context, cbs []Callback) {
 	if len(cbs) == 0 {
 		return
 	}
 	results := make([]attempt, len(cbs))
+	sent := make([]bool, len(cbs))
 	var wg sync.WaitGroup
 	var next atomic.Int64
 	for range min(len(cbs), sendConcurrency) {
@@ -409,12 +421,31 @@ func (e *Engine) sendAndRecord(ctx context.Context, cbs []Callback) {
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1) - 1; i < int64(len(cbs)); i = next.Add(1) - 1 {
-				results[i] = e.attempt(context.WithoutCancel(ctx), &cbs[i])
+				c := &cbs[i]
+				if !c.LeaseUntil.IsZero() && c.LeaseUntil.Sub(e.cfg.Now()) <= e.cfg.Timeout {
+					e.log.LogAttrs(ctx, slog.LevelWarn, "callback: lease too short to send now; sent when claimed again",
+						slog.String("callback_id", c.ID), slog.Time("lease_until", c.LeaseUntil))
+					continue
+				}
+				results[i], sent[i] = e.attempt(context.WithoutCancel(ctx), c), true
 			}
 		}()
 	}
 	wg.Wait()
-	e.recordGrouped(context.WithoutCancel(ctx), cbs, results)
+	if !slices.Contains(sent, false) {
+		e.recordGrouped(context.WithoutCancel(ctx), cbs, results)
+		return
+	}
+	var sentCbs []Callback
+	var sentResults []attempt
+	for i := range cbs {
+		if sent[i] {
+			sentCbs, sentResults = append(sentCbs, cbs[i]), append(sentResults, results[i])
+		}
+	}
+	if len(sentCbs) > 0 {
+		e.recordGrouped(context.WithoutCancel(ctx), sentCbs, sentResults)
+	}
 }
 
 // recordGrouped records the outcomes of cbs, together with those of the

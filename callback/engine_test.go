@@ -745,3 +745,50 @@ func TestClaimedAtBirthDelivered(t *testing.T) {
 		}
 	}
 }
+
+// A slow but healthy receiver: a worker claims 16 callbacks and sends them
+// 8 at a time, each answered in 250 ms, under a 400 ms lease. The second
+// 8 would start with 150 ms of their lease left, less than an attempt may
+// take: sent then, the other engine could claim them when the lease ends
+// and send them again. They are left to be claimed again, and every
+// callback reaches the receiver exactly once.
+func TestCallbacksNotSentPastTheirLease(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	rc := newReceiver(t, func(n int, w http.ResponseWriter) {
+		time.Sleep(250 * time.Millisecond)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	ids := f.seed(rc.URL, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 2 {
+		e := f.engine(func(c *callback.Config) {
+			c.Now, c.Workers, c.Timeout, c.Lease, c.PollInterval = time.Now, 1, 300*time.Millisecond, 400*time.Millisecond, 20*time.Millisecond
+		})
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = e.Run(ctx) }()
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n, err := f.store.CallbackQueueDepth(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callbacks still pending", n)
+		}
+	}
+	cancel()
+	wg.Wait()
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for _, id := range ids {
+		if rc.ids[id] != 1 {
+			t.Errorf("%s delivered %d times", id, rc.ids[id])
+		}
+	}
+}

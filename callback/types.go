@@ -38,8 +38,11 @@ type Callback struct {
 	DeliveredAt    *time.Time      `json:"deliveredAt"`
 
 	// LeaseToken identifies the worker holding the callback; the outcome
-	// of an attempt is recorded only under the same token.
-	LeaseToken string `json:"-"`
+	// of an attempt is recorded only under the same token. LeaseUntil, when
+	// set, is when that lease ends: after it, another worker may claim the
+	// callback.
+	LeaseToken string    `json:"-"`
+	LeaseUntil time.Time `json:"-"`
 }
 
 // Attempt is one delivery attempt: a callback log row (API.md §4).

@@ -305,7 +305,7 @@ func recordBatch(ctx context.Context, conn *pgx.Conn, recs []*paygate.WebhookRec
 		for i, h := range t.hist {
 			if c, r := h.Callback, t.histRecs[i]; c != nil && claimed[c.ID] {
 				cb := *c
-				cb.LeaseToken, cb.Attempts = r.ClaimToken, 1
+				cb.LeaseToken, cb.LeaseUntil, cb.Attempts = r.ClaimToken, r.ClaimUntil, 1
 				r.Claimed = append(r.Claimed, cb)
 			}
 		}

@@ -107,3 +107,40 @@ func TestEventPayloadsLZ4(t *testing.T) {
 		t.Fatalf("payload read back differs: %d bytes, want %d", len(back.Payload), len(ev.Payload))
 	}
 }
+
+// TestMigrationRedactsStoredClientSecrets: events stored before paygate
+// replaced client secrets (as received) lose theirs to migration 012,
+// wherever they sit; nothing else of the text changes.
+func TestMigrationRedactsStoredClientSecrets(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	old := `{"id": "evt_old", "data": {"object": {"id": "pi_1", "client_secret": "pi_1_secret_OLD\"x", "amount": 500},` +
+		` "previous_attributes": {"client_secret" : "pi_1_secret_OLDER"}}, "note": "\"client_secret\": \"kept\""}`
+	want := `{"id": "evt_old", "data": {"object": {"id": "pi_1", "client_secret": "[redacted]", "amount": 500},` +
+		` "previous_attributes": {"client_secret" : "[redacted]"}}, "note": "\"client_secret\": \"kept\""}`
+	if _, err := pool.Exec(ctx, `INSERT INTO paygate_webhook_events (id, type, status, created_at, received_at, payload)
+		VALUES ('evt_old', 'payment_intent.succeeded', 'processed', now(), now(), $1), ('evt_other', 'charge.refunded', 'processed', now(), now(), '{"id": "evt_other"}')`, old); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := store.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Name == "redact_client_secrets" {
+			if _, err := pool.Exec(ctx, m.SQL); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for id, w := range map[string]string{"evt_old": want, "evt_other": `{"id": "evt_other"}`} {
+		var got string
+		if err := pool.QueryRow(ctx, `SELECT payload::text FROM paygate_webhook_events WHERE id = $1`, id).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != w {
+			t.Errorf("%s after the migration:\n got %s\nwant %s", id, got, w)
+		}
+	}
+}

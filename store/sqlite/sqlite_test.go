@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -139,5 +140,32 @@ func TestCanceledAndClosed(t *testing.T) {
 	}
 	if err := s.InsertPayment(context.Background(), storetest.NewPayment("pay_d", storetest.T0)); err == nil {
 		t.Fatal("insert after Close succeeded")
+	}
+}
+
+// TestMigrationRedactsStoredClientSecrets: events stored before paygate
+// replaced client secrets (as received) lose theirs to migration 002.
+func TestMigrationRedactsStoredClientSecrets(t *testing.T) {
+	s := newStore(t)
+	sqlite.Exec(t, s, `INSERT INTO paygate_webhook_events (id, type, status, created_at, received_at, payload)
+		VALUES ('evt_old', 'payment_intent.succeeded', 'processed', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z',
+		'{"id": "evt_old", "data": {"object": {"id": "pi_1", "client_secret": "pi_1_secret_OLD", "amount": 500}}}'),
+		('evt_other', 'charge.refunded', 'processed', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '{"id": "evt_other"}')`)
+	ms, err := sqlite.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Name == "redact_client_secrets" {
+			sqlite.Exec(t, s, m.SQL)
+		}
+	}
+	if got := sqlite.QueryString(t, s, `SELECT payload FROM paygate_webhook_events WHERE id = 'evt_old'`); strings.Contains(got, "OLD") ||
+		sqlite.QueryString(t, s, `SELECT json_extract(payload, '$.data.object.client_secret') FROM paygate_webhook_events WHERE id = 'evt_old'`) != "[redacted]" ||
+		sqlite.QueryString(t, s, `SELECT json_extract(payload, '$.data.object.amount') FROM paygate_webhook_events WHERE id = 'evt_old'`) != "500" {
+		t.Errorf("after the migration: %s", got)
+	}
+	if got := sqlite.QueryString(t, s, `SELECT payload FROM paygate_webhook_events WHERE id = 'evt_other'`); got != `{"id": "evt_other"}` {
+		t.Errorf("an event without a secret changed: %s", got)
 	}
 }
