@@ -47,6 +47,16 @@ type BatchQueue interface {
 	RecordCallbackAttempts(ctx context.Context, results []Result) (applied []bool, err error)
 }
 
+// ReleasingQueue is a Queue that can give claims back: ReleaseCallbacks
+// clears the lease of each callback still leased to its LeaseToken and
+// uncounts the attempt its claim counted, so that it is due again at once.
+// The Engine gives back a claimed callback it will not send now (its lease
+// too short for an attempt: sendAndRecord); a Queue without it leaves such
+// a callback to wait for its lease to end, one attempt counted in vain.
+type ReleasingQueue interface {
+	ReleaseCallbacks(ctx context.Context, cbs []Callback) error
+}
+
 // Result is one attempt to record: the callback's new state and the attempt.
 type Result struct {
 	Callback *Callback
@@ -406,8 +416,9 @@ const sendConcurrency = 8
 // records the outcomes in one go. A callback whose lease would end before
 // its attempt could (its claim's transaction took that long, or the sends
 // before it did) is not sent: once the lease ends another worker may claim
-// it, and the receiver would get it twice. It stays leased, and is sent
-// when it is claimed again.
+// it, and the receiver would get it twice. It is given back
+// (ReleasingQueue), and sent when it is claimed again; if it was the
+// breaker's probe, the breaker is told no probe was sent.
 func (e *Engine) sendAndRecord(ctx context.Context, cbs []Callback) {
 	if len(cbs) == 0 {
 		return
@@ -436,12 +447,23 @@ func (e *Engine) sendAndRecord(ctx context.Context, cbs []Callback) {
 		e.recordGrouped(context.WithoutCancel(ctx), cbs, results)
 		return
 	}
-	var sentCbs []Callback
+	var sentCbs, unsent []Callback
 	var sentResults []attempt
 	for i := range cbs {
 		if sent[i] {
 			sentCbs, sentResults = append(sentCbs, cbs[i]), append(sentResults, results[i])
+		} else {
+			unsent = append(unsent, cbs[i])
 		}
+	}
+	if q, ok := e.cfg.Queue.(ReleasingQueue); ok {
+		if err := q.ReleaseCallbacks(context.WithoutCancel(ctx), unsent); err != nil {
+			e.log.LogAttrs(ctx, slog.LevelError, "callback: could not give back unsent callbacks; sent when their leases end",
+				slog.Int("callbacks", len(unsent)), slog.String("error", err.Error()))
+		}
+	}
+	if e.brk.isOpen() {
+		e.brk.record(e.cfg.Now(), false, false) // the probe was not sent
 	}
 	if len(sentCbs) > 0 {
 		e.recordGrouped(context.WithoutCancel(ctx), sentCbs, sentResults)

@@ -39,6 +39,26 @@ func scanCallback(row pgx.Row) (*paygate.Callback, error) {
 	return &c, nil
 }
 
+// ReleaseCallbacks gives back claimed callbacks that were not sent: each
+// still leased to its LeaseToken loses the lease and the attempt its claim
+// counted, and is due again (callback.ReleasingQueue).
+func (s *Store) ReleaseCallbacks(ctx context.Context, cbs []paygate.Callback) error {
+	if len(cbs) == 0 {
+		return nil
+	}
+	ids, tokens := make([]string, len(cbs)), make([]string, len(cbs))
+	for i, c := range cbs {
+		ids[i], tokens[i] = c.ID, c.LeaseToken
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE paygate_callbacks c SET lease_token = NULL, lease_expires_at = NULL,
+			attempts = greatest(c.attempts - 1, 0)
+		FROM unnest($1::text[], $2::text[]) AS u(id, token)
+		WHERE c.id = u.id AND c.lease_token = u.token AND c.status = 'pending'`, ids, tokens); err != nil {
+		return fmt.Errorf("store: release callbacks: %w", err)
+	}
+	return nil
+}
+
 // ClaimCallbacks leases up to limit due callbacks (pending, next attempt at
 // or before now, no live lease) to the caller until now+lease, counting the
 // attempt it is about to make. Concurrent claimers skip each other's rows

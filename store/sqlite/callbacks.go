@@ -76,6 +76,28 @@ func (s *Store) ClaimCallbacks(ctx context.Context, limit int, lease time.Durati
 	return out, nil
 }
 
+// ReleaseCallbacks gives back claimed callbacks that were not sent: each
+// still leased to its LeaseToken loses the lease and the attempt its claim
+// counted, and is due again (callback.ReleasingQueue).
+func (s *Store) ReleaseCallbacks(ctx context.Context, cbs []paygate.Callback) error {
+	if len(cbs) == 0 {
+		return nil
+	}
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
+		for _, c := range cbs {
+			if _, err := tx.ExecContext(ctx, `UPDATE paygate_callbacks SET lease_token = NULL, lease_expires_at = NULL,
+				attempts = max(attempts - 1, 0) WHERE id = ? AND lease_token = ? AND status = 'pending'`, c.ID, c.LeaseToken); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: release callbacks: %w", err)
+	}
+	return nil
+}
+
 // RecordCallbackAttempt logs an attempt and, if c's lease token still holds
 // the callback, stores c's new state (status, next attempt, last error,
 // delivery time) and releases the lease. It reports whether the state was

@@ -17,6 +17,32 @@ import (
 	"github.com/numedapp/paygate/callback"
 )
 
+// testCallbackRelease: a claim given back (not sent) is due again at once,
+// its attempt uncounted; a release under a lost lease changes nothing.
+func testCallbackRelease(t *testing.T, s Store) {
+	ctx := context.Background()
+	ids := seedCallbacks(t, s, "pay_release", "http://127.0.0.1:1/cb", 1, T0)
+	claimed, err := s.ClaimCallbacks(ctx, 10, time.Minute, T0)
+	if err != nil || len(claimed) != 1 || claimed[0].Attempts != 1 {
+		t.Fatalf("claim: %+v, %v", claimed, err)
+	}
+	stale := claimed[0]
+	stale.LeaseToken = "not-the-token"
+	if err := s.ReleaseCallbacks(ctx, []paygate.Callback{stale}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ClaimCallbacks(ctx, 10, time.Minute, T0); len(got) != 0 {
+		t.Fatalf("a release under another token freed the lease: %+v", got)
+	}
+	if err := s.ReleaseCallbacks(ctx, claimed); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.ClaimCallbacks(ctx, 10, time.Minute, T0)
+	if err != nil || len(again) != 1 || again[0].ID != ids[0] || again[0].Attempts != 1 {
+		t.Fatalf("after the release: %+v, %v (want it due again, attempts 1)", again, err)
+	}
+}
+
 func testCallbackLease(t *testing.T, s Store) {
 	ctx := context.Background()
 	var ids []string // three payments, one callback each

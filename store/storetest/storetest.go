@@ -34,6 +34,7 @@ type Store interface {
 	paygate.Store
 	paygate.EventRematcher
 	callback.Queue
+	callback.ReleasingQueue
 	// GetCallback returns one callback, or an error wrapping ErrNotFound.
 	GetCallback(ctx context.Context, id string) (*paygate.Callback, error)
 }
@@ -66,6 +67,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"WebhookBatches", testWebhookBatches},
 		{"ListWebhookEvents", testListWebhookEvents},
 		{"CallbackLeaseAndFence", testCallbackLease},
+		{"CallbackRelease", testCallbackRelease},
 		{"CallbackRetryAndLog", testCallbackRetryAndLog},
 		{"TwoEnginesDeliverOnce", testTwoEngines},
 		{"ListenCallbacksWakes", testListenCallbacks},
