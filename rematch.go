@@ -32,10 +32,15 @@ type EventRematcher interface {
 // rematchWindow is how far back reconciliation looks for unmatched events
 // whose payment may be found now; rematchMax bounds the unmatched events
 // one pass reads (those of another service sharing the Stripe account are
-// read and left, every pass, until they are older than the window).
+// read and left, every pass, until they are older than the window). A pass
+// that stops at rematchMax leaves its place under stateRematchCursor, and
+// the next goes on from there, back to the newest once it has reached the
+// window's end: many events of another service cannot keep one of ours
+// from ever being read.
 const (
-	rematchWindow = 24 * time.Hour
-	rematchMax    = 1000
+	rematchWindow      = 24 * time.Hour
+	rematchMax         = 1000
+	stateRematchCursor = "rematch_cursor"
 )
 
 // rematchEvents applies, through the state machine, the stored unmatched
@@ -51,17 +56,25 @@ func (g *Gateway) rematchEvents(ctx context.Context, res *ReconcileResult, lease
 	// EstimateTotal: the pages' totals are not used, and an exact count of
 	// a busy shared account's unmatched events would cost more than a page.
 	f := WebhookEventFilter{Status: EventUnmatched, PageParams: PageParams{Limit: MaxPageLimit, EstimateTotal: true}}
+	var err error
+	if f.Cursor, err = g.store.GetState(ctx, stateRematchCursor); err != nil {
+		return err
+	}
 	for read := 0; read < rematchMax; {
 		if err := lease.keep(ctx); err != nil {
 			return err
 		}
 		page, err := g.store.ListWebhookEvents(ctx, f)
+		if err != nil && f.Cursor != "" && read == 0 {
+			f.Cursor = "" // a place that no longer reads: from the newest
+			page, err = g.store.ListWebhookEvents(ctx, f)
+		}
 		if err != nil {
 			return err
 		}
 		for _, it := range page.Items {
 			if it.ReceivedAt.Before(since) {
-				return nil
+				return g.store.SetState(ctx, stateRematchCursor, "")
 			}
 			read++
 			if !handledTypes[it.Type] {
@@ -74,11 +87,11 @@ func (g *Gateway) rematchEvents(ctx context.Context, res *ReconcileResult, lease
 			}
 		}
 		if page.NextCursor == nil {
-			return nil
+			return g.store.SetState(ctx, stateRematchCursor, "")
 		}
 		f.Cursor = *page.NextCursor
 	}
-	return nil
+	return g.store.SetState(ctx, stateRematchCursor, f.Cursor)
 }
 
 // rematch applies the stored unmatched event id if its payment is found now.

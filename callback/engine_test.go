@@ -747,16 +747,16 @@ func TestClaimedAtBirthDelivered(t *testing.T) {
 }
 
 // A slow but healthy receiver: a worker claims 16 callbacks and sends them
-// 8 at a time, each answered in 250 ms, under a 400 ms lease. The second
-// 8 would start with 150 ms of their lease left, less than an attempt may
-// take: sent then, the other engine could claim them when the lease ends
-// and send them again. They are left to be claimed again, and every
-// callback reaches the receiver exactly once.
+// 8 at a time, each answered in 1.4 s, under a 2.3 s lease with a 2 s
+// timeout. The second 8 would start with 0.9 s of their lease left, less
+// than an attempt may take: sent then, the other engine claimed them when
+// the lease ended and sent them again. They are given back and claimed
+// again, and every callback reaches the receiver exactly once.
 func TestCallbacksNotSentPastTheirLease(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	rc := newReceiver(t, func(n int, w http.ResponseWriter) {
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(1400 * time.Millisecond)
 		w.WriteHeader(http.StatusNoContent)
 	})
 	ids := f.seed(rc.URL, 16)
@@ -765,7 +765,7 @@ func TestCallbacksNotSentPastTheirLease(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 2 {
 		e := f.engine(func(c *callback.Config) {
-			c.Now, c.Workers, c.Timeout, c.Lease, c.PollInterval = time.Now, 1, 300*time.Millisecond, 400*time.Millisecond, 20*time.Millisecond
+			c.Now, c.Workers, c.Timeout, c.Lease, c.PollInterval = time.Now, 1, 2*time.Second, 2300*time.Millisecond, 20*time.Millisecond
 		})
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = e.Run(ctx) }()
