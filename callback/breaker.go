@@ -32,22 +32,35 @@ const firstCooldown = 30 * time.Second
 
 // allow reports whether a worker may claim callbacks now, and how many: 0
 // while open, 1 for a probe when the cooldown is over (one probe at a time),
-// else limit.
-func (b *breaker) allow(now time.Time, limit int) int {
+// else limit. probe says the worker holds the probe: it must then record
+// its outcome, or call probeNotSent.
+func (b *breaker) allow(now time.Time, limit int) (n int, probe bool) {
 	if b == nil {
-		return limit
+		return limit, false
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch {
 	case !b.open:
-		return limit
+		return limit, false
 	case b.probing || now.Before(b.until):
-		return 0
+		return 0, false
 	default:
 		b.probing = true
-		return 1
+		return 1, true
 	}
+}
+
+// probeNotSent gives the probe back unsent (its claim failed, or its lease
+// was too short to send it): the breaker stays open, and the next claim
+// after the cooldown probes again.
+func (b *breaker) probeNotSent() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.probing = false
 }
 
 // wait is how long until a probe may be sent (0 when closed).

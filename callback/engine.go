@@ -325,7 +325,7 @@ func (e *Engine) workInline(ctx context.Context) {
 				break gather
 			}
 		}
-		e.sendAndRecord(ctx, cbs)
+		e.sendAndRecord(ctx, cbs, false)
 	}
 }
 
@@ -385,24 +385,25 @@ func (e *Engine) deliverDue(ctx context.Context, limit int) (int, error) {
 	if ctx.Err() != nil {
 		return 0, nil
 	}
-	if limit = e.brk.allow(e.cfg.Now(), limit); limit == 0 {
+	limit, probe := e.brk.allow(e.cfg.Now(), limit)
+	if limit == 0 {
 		return 0, nil
 	}
 	now := e.cfg.Now()
 	cbs, err := e.cfg.Queue.ClaimCallbacks(ctx, limit, e.cfg.Lease, now)
 	if err != nil {
-		if e.brk.isOpen() {
-			e.brk.record(e.cfg.Now(), false, false) // no probe was sent
+		if probe {
+			e.brk.probeNotSent()
 		}
 		return 0, err
 	}
-	if len(cbs) == 0 && e.brk.isOpen() {
+	if len(cbs) == 0 && probe {
 		e.brk.record(e.cfg.Now(), false, false) // nothing to probe with: close
 	}
 	for i := range cbs {
 		cbs[i].LeaseUntil = now.Add(e.cfg.Lease)
 	}
-	e.sendAndRecord(ctx, cbs)
+	e.sendAndRecord(ctx, cbs, probe)
 	return len(cbs), nil
 }
 
@@ -418,8 +419,8 @@ const sendConcurrency = 8
 // before it did) is not sent: once the lease ends another worker may claim
 // it, and the receiver would get it twice. It is given back
 // (ReleasingQueue), and sent when it is claimed again; if it was the
-// breaker's probe, the breaker is told no probe was sent.
-func (e *Engine) sendAndRecord(ctx context.Context, cbs []Callback) {
+// breaker's probe (probe: this worker holds it), the breaker probes again.
+func (e *Engine) sendAndRecord(ctx context.Context, cbs []Callback, probe bool) {
 	if len(cbs) == 0 {
 		return
 	}
@@ -462,8 +463,8 @@ func (e *Engine) sendAndRecord(ctx context.Context, cbs []Callback) {
 				slog.Int("callbacks", len(unsent)), slog.String("error", err.Error()))
 		}
 	}
-	if e.brk.isOpen() {
-		e.brk.record(e.cfg.Now(), false, false) // the probe was not sent
+	if probe {
+		e.brk.probeNotSent() // cbs was the breaker's probe
 	}
 	if len(sentCbs) > 0 {
 		e.recordGrouped(context.WithoutCancel(ctx), sentCbs, sentResults)
