@@ -47,6 +47,9 @@ type ChargeState struct {
 	// (unix seconds), from its newest charge.refunded.
 	Refunded   int64 `json:"refunded,omitempty"`
 	RefundedAt int64 `json:"refundedAt,omitempty"`
+	// WasProcessing: the charge was seen processing (a delayed method, a
+	// bank debit) whatever it became.
+	WasProcessing bool `json:"wasProcessing,omitempty"`
 }
 
 // Attempt is one try to pay a payment at Stripe: a PaymentIntent, and the
@@ -67,6 +70,11 @@ type Attempt struct {
 	// (checkout.session.async_payment_*) before its completion, which is
 	// still to be announced when checkout.session.completed comes.
 	CompletionDue bool `json:"completionDue,omitempty"`
+	// Latest is the PaymentIntent's latest_charge as of its newest event
+	// (at LatestAt, Stripe's unix seconds): of several declined tries, the
+	// one to show.
+	Latest   string `json:"latest,omitempty"`
+	LatestAt int64  `json:"latestAt,omitempty"`
 }
 
 // status is what this attempt alone says of the payment.
@@ -101,6 +109,12 @@ func (a *Attempt) status() Status {
 		}
 		return StatusFailed
 	case a.Session == sessionUnpaid:
+		// Completed, its delayed payment processing — unless the charge
+		// that was processing has failed since (the session's
+		// async_payment_failed may come later than the charge's failure).
+		if slices.ContainsFunc(a.Charges, func(c ChargeState) bool { return c.WasProcessing && c.Status == ChargeFailed }) {
+			return StatusFailed
+		}
 		return StatusProcessing
 	case failed:
 		return StatusFailed
@@ -121,25 +135,28 @@ func (a *Attempt) chargeFailed(id string) bool {
 // It reports whether anything changed.
 func (a *Attempt) setCharge(id string, st ChargeStatus) bool {
 	for i := range a.Charges {
-		if a.Charges[i].ID == id {
-			if chargeRank[st] > chargeRank[a.Charges[i].Status] {
-				a.Charges[i].Status = st
-				return true
+		if c := &a.Charges[i]; c.ID == id {
+			changed := false
+			if st == ChargeProcessing && !c.WasProcessing {
+				c.WasProcessing, changed = true, true
 			}
-			return false
+			if chargeRank[st] > chargeRank[c.Status] {
+				c.Status, changed = st, true
+			}
+			return changed
 		}
 	}
-	a.Charges = append(a.Charges, ChargeState{ID: id, Status: st})
+	a.Charges = append(a.Charges, ChargeState{ID: id, Status: st, WasProcessing: st == ChargeProcessing})
 	return true
 }
 
 // chargeID is the attempt's charge to show: the one that succeeded, else
-// one still processing, else the last one known.
+// one still processing, else the newest try (Latest) among those declined.
 func (a *Attempt) chargeID() string {
 	best, rank := "", -1
 	for _, c := range a.Charges {
 		r := map[ChargeStatus]int{ChargeSucceeded: 3, ChargeProcessing: 2, ChargeFailed: 1}[c.Status]
-		if c.ID != "" && (r > rank || (r == rank && c.ID > best)) {
+		if c.ID != "" && (r > rank || (r == rank && best != a.Latest && (c.ID == a.Latest || c.ID > best))) {
 			best, rank = c.ID, r
 		}
 	}
@@ -188,9 +205,15 @@ func (p *Payment) attempt(pi, cs string) *Attempt {
 		a.CheckoutSessionID = cs
 		for _, c := range b.Charges {
 			a.setCharge(c.ID, c.Status)
+			if c.WasProcessing {
+				a.setCharge(c.ID, ChargeProcessing)
+			}
 		}
 		a.Canceled = a.Canceled || b.Canceled
 		a.CompletionDue = a.CompletionDue || b.CompletionDue
+		if b.LatestAt > a.LatestAt {
+			a.Latest, a.LatestAt = b.Latest, b.LatestAt
+		}
 		if sessionRank[b.Session] > sessionRank[a.Session] {
 			a.Session = b.Session
 		}
@@ -265,6 +288,12 @@ func (p *Payment) statusWith(refunded int64) Status {
 	has := map[Status]bool{}
 	for i := range p.Attempts {
 		s := p.Attempts[i].status()
+		if p.Method == MethodCheckout && s == StatusCanceled {
+			// Checkout's PaymentIntent is canceled only by its session's
+			// expiry (Stripe refuses to cancel it otherwise): whichever of
+			// the two events comes first, the payment expired.
+			s = StatusExpired
+		}
 		if p.Method == MethodLink && (s == StatusCanceled || s == StatusExpired) {
 			// An abandoned visit of a link does not end it: the link can
 			// still be paid. What it tried still shows.
@@ -460,6 +489,9 @@ func applyEvent(p *Payment, e eventObject, source string, now time.Time) []Histo
 		}
 		if charge == "" && o.Charges != nil && len(o.Charges.Data) > 0 {
 			charge = o.Charges.Data[0].ID // API versions before 2022-11-15: newest first
+		}
+		if at := e.created.Unix(); charge != "" && at >= a.LatestAt && (a.Latest != charge || a.LatestAt != at) {
+			a.Latest, a.LatestAt, changed = charge, at, true
 		}
 		switch e.typ {
 		case "payment_intent.succeeded":
