@@ -389,9 +389,33 @@ func (p *Payment) unexplained(explained int64) int64 {
 // reserved here) by then, and had not failed before it — Stripe's figure
 // leaves out refunds that failed, but a refund that fails later stays in an
 // older snapshot. A reservation Stripe refused was never at Stripe. Stripe's
-// times are whole seconds: a refund of the snapshot's second is taken to be
-// in it.
+// times are whole seconds: a refund of the snapshot's second may be in it
+// or made just after it, so it is taken to be in it only as far as the
+// snapshot's amount has room for it after the refunds before that second
+// (in the order they were made): an API refund made in the second of a
+// Dashboard refund's snapshot does not "explain" it away.
 func (p *Payment) inSnapshot(r Refund) bool {
+	if !p.mayBeInSnapshot(r) {
+		return false
+	}
+	at := p.StripeRefundedAt
+	if r.CreatedAt.Truncate(time.Second).Before(at) {
+		return true
+	}
+	var before int64 // what the refunds that come before r in the snapshot take of it
+	for _, o := range p.Refunds {
+		if o.ID == r.ID || !p.mayBeInSnapshot(o) {
+			continue
+		}
+		if ot := o.CreatedAt.Truncate(time.Second); ot.Before(at) || o.CreatedAt.Before(r.CreatedAt) || o.CreatedAt.Equal(r.CreatedAt) && o.ID < r.ID {
+			before += o.Amount
+		}
+	}
+	return before+r.Amount <= p.StripeAmountRefunded
+}
+
+// mayBeInSnapshot is inSnapshot without the room rule.
+func (p *Payment) mayBeInSnapshot(r Refund) bool {
 	at := p.StripeRefundedAt
 	if p.StripeAmountRefunded == 0 || r.CreatedAt.Truncate(time.Second).After(at) {
 		return false
