@@ -48,20 +48,11 @@ func TestCallbackClaimedAtBirthPastItsLeaseIsSentOnce(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // the engine runs: webhook batches claim their callbacks
 
 	p := e.webhookPayment(paygate.MethodIntent, 1000)
-	tx, err := e.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM paygate_payments WHERE id = $1 FOR UPDATE`, p.ID); err != nil {
-		t.Fatal(err)
-	}
+	release, holder := e.lockPaymentRow(p.ID)
 	answer := e.postWebhookAsync(stripeEventJSON("", "payment_intent.succeeded", "2023-10-16", piObject(p.PaymentIntentID, "succeeded", 1000, p.ID, "ch_inl")))
-	e.waitForALockWait()
+	e.waitForLockWaits(holder, 1)
 	time.Sleep(3 * time.Second) // longer than the lease taken before the batch
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if s := <-answer; s != 200 {
 		t.Fatalf("webhook: %d", s)
 	}

@@ -215,10 +215,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, dst any) er
 	if _, err := dec.Token(); err != io.EOF {
 		return invalidParam("body", "request body must hold a single JSON object")
 	}
-	if err := exactFields(body, dst); err != nil {
-		return err
-	}
-	return nil
+	return exactFields(body, dst)
 }
 
 // exactFields checks the names of body's top-level fields against dst's

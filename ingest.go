@@ -51,12 +51,12 @@ type WebhookBatchStore interface {
 // A second batch starts only when the batch in flight has taken longer
 // than ingestStall (waiting for a payment's lock, say), so one slow batch
 // does not hold up the rest; it takes only the events that name none of
-// the payments of the batches in flight (takeBesideLocked). Two batches at once were tried, again with
-// the second starting once the first had sent its COMMIT (its locks and
-// reads overlapping the first's WAL flush): on this two-core host they made
-// smaller transactions, each costing PostgreSQL about as much CPU as a big
-// one (30 % more an event), and ingest was no faster at 8 senders and
-// slower at 32 (docs/benchmarks.md).
+// the payments of the batches in flight (takeBesideLocked). Two batches at
+// once were tried, again with the second starting once the first had sent
+// its COMMIT (its locks and reads overlapping the first's WAL flush): on
+// this two-core host they made smaller transactions, each costing
+// PostgreSQL about as much CPU as a big one (30 % more an event), and
+// ingest was no faster at 8 senders and slower at 32 (docs/benchmarks.md).
 const (
 	maxIngestBatch = 128
 	ingestWorkers  = 2
@@ -166,11 +166,11 @@ func (b *batcher) startLocked() {
 }
 
 // takeBesideLocked takes the next batch to start beside a stuck one (or
-// one waiting for a stuck one): the
-// queued events that name none of the payments and Stripe ids of the
-// batches in flight. The others stay queued: beside the stuck batch they
-// would wait for the same payment's lock, and a second batch stuck on it
-// would leave no batch for any other payment's events. b.mu is held.
+// one waiting for a stuck one): the queued events that name none of the
+// payments and Stripe ids of the batches in flight. The others stay
+// queued: beside the stuck batch they would wait for the same payment's
+// lock, and a second batch stuck on it would leave no batch for any other
+// payment's events. b.mu is held.
 func (b *batcher) takeBesideLocked() []*batchItem {
 	busy := map[string]bool{}
 	for _, f := range b.inflight {
@@ -299,9 +299,9 @@ type batchHooks struct {
 // WaitEarlierBatches and reads again before it records the event as
 // unmatched. A store that records a batch another way (event by event,
 // say) waits before it starts, if EarlierBatchMayAdd says so of one of its
-// events. Events then find what the events that
-// arrived before them added, as one batch after the other would, and an
-// event of another service does not wait for a stuck batch.
+// events. Events then find what the events that arrived before them added,
+// as one batch after the other would, and an event of another service does
+// not wait for a stuck batch.
 func WaitEarlierBatches(ctx context.Context) error {
 	if h, ok := ctx.Value(batchKey{}).(batchHooks); ok {
 		return h.waitEarlier(ctx)

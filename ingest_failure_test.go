@@ -115,16 +115,7 @@ func TestWebhookEventsOfALockedPaymentDoNotStopOthers(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // past the 50 ms after which a batch starts beside a stuck one
 	other := e.postWebhookAsync(stripeEventJSON("", "payment_intent.succeeded", "2023-10-16",
 		piObject(b.PaymentIntentID, "succeeded", 2000, b.ID, "ch_"+b.ID)))
-	select {
-	case got := <-other:
-		if got != 200 {
-			t.Fatalf("the other payment's event: %d", got)
-		}
-	case <-time.After(3 * time.Second):
-		release()
-		<-other
-		t.Fatal("the event of another payment waited 3 s for the lock of payment a (both ingest workers stuck on it)")
-	}
+	answeredWhileLocked(t, other, release, "the event of another payment")
 	if n := e.lockWaits(holder); n != 1 {
 		t.Errorf("%d sessions wait for payment a's lock, want 1 (the first batch; the second event waits in the queue)", n)
 	}
@@ -156,18 +147,26 @@ func TestWebhookResendDoesNotWaitForAnUnrelatedStuckBatch(t *testing.T) {
 		piObject(a.PaymentIntentID, "succeeded", 1000, a.ID, "ch_"+a.ID)))
 	e.waitForLockWaits(holder, 1)
 	again := e.postWebhookAsync(resend) // Stripe's retry of b's event
-	select {
-	case got := <-again:
-		if got != 200 {
-			t.Fatalf("the resend of payment b's event: %d", got)
-		}
-	case <-time.After(3 * time.Second):
-		release()
-		<-again
-		t.Fatal("the resend of payment b's event waited 3 s for the batch stuck on payment a's lock")
-	}
+	answeredWhileLocked(t, again, release, "the resend of payment b's event")
 	release()
 	if got := <-stuck; got != 200 {
 		t.Fatalf("payment a's event: %d", got)
+	}
+}
+
+// answeredWhileLocked waits 3 s at most, while payment a's lock is held,
+// for what's answer, which must be 200; if it does not come, release lets
+// it go and the test fails.
+func answeredWhileLocked(t *testing.T, answer <-chan int, release func(), what string) {
+	t.Helper()
+	select {
+	case got := <-answer:
+		if got != 200 {
+			t.Fatalf("%s: %d", what, got)
+		}
+	case <-time.After(3 * time.Second):
+		release()
+		<-answer
+		t.Fatalf("%s waited 3 s for the batch stuck on payment a's lock", what)
 	}
 }

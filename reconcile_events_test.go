@@ -577,26 +577,7 @@ func TestReconcileAppliesEventsStoredUnmatchedBeforeTheirPaymentWasKnown(t *test
 	fake := &eventsStripe{}
 	e := newReconcileEnv(t, fake, nil, nil)
 	ctx := context.Background()
-	p := e.webhookPayment(paygate.MethodIntent, 1000)
-	charge := fmt.Sprintf("ch_ooo%d", evtSeq.Add(1))
-	deliver := func(id, typ string, obj map[string]any) *paygate.WebhookResult {
-		t.Helper()
-		payload := stripeEventJSON(id, typ, "2023-10-16", obj)
-		res, err := e.gw.HandleWebhook(ctx, payload, signed(payload, whsecNew, time.Now()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	refundID := fmt.Sprintf("evt_ooo_refund%d", evtSeq.Add(1))
-	refund := chargeObject(charge, "", 1000, 300, "")
-	delete(refund, "metadata")
-	if res := deliver(refundID, "charge.refunded", refund); res.Status != paygate.EventUnmatched {
-		t.Fatalf("the refund, first: %+v", res)
-	}
-	if res := deliver("", "payment_intent.succeeded", piObject(p.PaymentIntentID, "succeeded", 1000, p.ID, charge)); res.Status != paygate.EventProcessed {
-		t.Fatalf("the success: %+v", res)
-	}
+	p, refundID, deliver := refundBeforeSuccess(t, e, "ooo")
 	if got := e.payment(p.ID); got.Status != paygate.StatusSucceeded || got.AmountRefunded != 0 {
 		t.Fatalf("payment before reconciliation: %s, refunded %d", got.Status, got.AmountRefunded)
 	}
@@ -631,4 +612,34 @@ func TestReconcileAppliesEventsStoredUnmatchedBeforeTheirPaymentWasKnown(t *test
 	if res, err := e.gw.Reconcile(ctx); err != nil || res.EventsApplied != 0 || len(e.payment(p.ID).History) != len(got.History) {
 		t.Fatalf("second reconciliation: %+v, %v", res, err)
 	}
+}
+
+// refundBeforeSuccess delivers to e, for a new payment of 10.00, a
+// charge.refunded of 3.00 naming only the charge (stored unmatched: no
+// payment has that charge yet) and then the payment's success, which
+// tells the payment the charge. It returns the payment, the refund event's
+// id and a function that delivers more events, signed.
+func refundBeforeSuccess(t *testing.T, e *env, tag string) (*paygate.Payment, string, func(id, typ string, obj map[string]any) *paygate.WebhookResult) {
+	t.Helper()
+	p := e.webhookPayment(paygate.MethodIntent, 1000)
+	charge := fmt.Sprintf("ch_%s%d", tag, evtSeq.Add(1))
+	deliver := func(id, typ string, obj map[string]any) *paygate.WebhookResult {
+		t.Helper()
+		payload := stripeEventJSON(id, typ, "2023-10-16", obj)
+		res, err := e.gw.HandleWebhook(context.Background(), payload, signed(payload, whsecNew, time.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	refundID := fmt.Sprintf("evt_%s_refund%d", tag, evtSeq.Add(1))
+	refund := chargeObject(charge, "", 1000, 300, "")
+	delete(refund, "metadata")
+	if res := deliver(refundID, "charge.refunded", refund); res.Status != paygate.EventUnmatched {
+		t.Fatalf("the refund, first: %+v", res)
+	}
+	if res := deliver("", "payment_intent.succeeded", piObject(p.PaymentIntentID, "succeeded", 1000, p.ID, charge)); res.Status != paygate.EventProcessed {
+		t.Fatalf("the success: %+v", res)
+	}
+	return p, refundID, deliver
 }

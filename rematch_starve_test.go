@@ -24,26 +24,7 @@ func TestRematchNotStarvedByAnotherServicesEvents(t *testing.T) {
 	fake := &eventsStripe{}
 	e := newReconcileEnv(t, fake, nil, nil)
 	ctx := context.Background()
-	p := e.webhookPayment(paygate.MethodIntent, 1000)
-	charge := fmt.Sprintf("ch_starve%d", evtSeq.Add(1))
-	deliver := func(id, typ string, obj map[string]any) *paygate.WebhookResult {
-		t.Helper()
-		payload := stripeEventJSON(id, typ, "2023-10-16", obj)
-		res, err := e.gw.HandleWebhook(ctx, payload, signed(payload, whsecNew, time.Now()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	refundID := fmt.Sprintf("evt_starve_refund%d", evtSeq.Add(1))
-	refund := chargeObject(charge, "", 1000, 300, "")
-	delete(refund, "metadata")
-	if res := deliver(refundID, "charge.refunded", refund); res.Status != paygate.EventUnmatched {
-		t.Fatalf("the refund, first: %+v", res)
-	}
-	if res := deliver("", "payment_intent.succeeded", piObject(p.PaymentIntentID, "succeeded", 1000, p.ID, charge)); res.Status != paygate.EventProcessed {
-		t.Fatalf("the success: %+v", res)
-	}
+	p, refundID, _ := refundBeforeSuccess(t, e, "starve")
 	// The other service's events, received after ours (the Events API
 	// brings them in the first pass, as webhooks would have).
 	at := time.Now().Add(-time.Minute)

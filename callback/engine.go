@@ -13,7 +13,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -444,30 +443,29 @@ func (e *Engine) sendAndRecord(ctx context.Context, cbs []Callback, probe bool) 
 		}()
 	}
 	wg.Wait()
-	if !slices.Contains(sent, false) {
-		e.recordGrouped(context.WithoutCancel(ctx), cbs, results)
-		return
-	}
-	var sentCbs, unsent []Callback
-	var sentResults []attempt
+	var unsent []Callback
+	n := 0 // the sent ones, moved to the front
 	for i := range cbs {
 		if sent[i] {
-			sentCbs, sentResults = append(sentCbs, cbs[i]), append(sentResults, results[i])
+			cbs[n], results[n] = cbs[i], results[i]
+			n++
 		} else {
 			unsent = append(unsent, cbs[i])
 		}
 	}
-	if q, ok := e.cfg.Queue.(ReleasingQueue); ok {
-		if err := q.ReleaseCallbacks(context.WithoutCancel(ctx), unsent); err != nil {
-			e.log.LogAttrs(ctx, slog.LevelError, "callback: could not give back unsent callbacks; sent when their leases end",
-				slog.Int("callbacks", len(unsent)), slog.String("error", err.Error()))
+	if len(unsent) > 0 {
+		if q, ok := e.cfg.Queue.(ReleasingQueue); ok {
+			if err := q.ReleaseCallbacks(context.WithoutCancel(ctx), unsent); err != nil {
+				e.log.LogAttrs(ctx, slog.LevelError, "callback: could not give back unsent callbacks; sent when their leases end",
+					slog.Int("callbacks", len(unsent)), slog.String("error", err.Error()))
+			}
+		}
+		if probe {
+			e.brk.probeNotSent() // cbs was the breaker's probe
 		}
 	}
-	if probe {
-		e.brk.probeNotSent() // cbs was the breaker's probe
-	}
-	if len(sentCbs) > 0 {
-		e.recordGrouped(context.WithoutCancel(ctx), sentCbs, sentResults)
+	if n > 0 {
+		e.recordGrouped(context.WithoutCancel(ctx), cbs[:n], results[:n])
 	}
 }
 

@@ -199,6 +199,23 @@ func (f *fixture) engine(mut ...func(*callback.Config)) *callback.Engine {
 	return e
 }
 
+// waitDrained waits, within d, until no callback is pending.
+func (f *fixture) waitDrained(d time.Duration) {
+	f.t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
+		n, err := f.store.CallbackQueueDepth(context.Background())
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%d callbacks still pending", n)
+		}
+	}
+}
+
 func (f *fixture) callback(id string) *paygate.Callback {
 	f.t.Helper()
 	c, err := f.store.GetCallback(context.Background(), id)
@@ -469,20 +486,7 @@ func TestTwoEnginesExactlyOnce(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = e.Run(ctx) }()
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		n, err := f.store.CallbackQueueDepth(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d callbacks still pending", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	f.waitDrained(60 * time.Second)
 	cancel()
 	wg.Wait()
 	rc.mu.Lock()
@@ -770,18 +774,7 @@ func TestCallbacksNotSentPastTheirLease(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = e.Run(ctx) }()
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		n, err := f.store.CallbackQueueDepth(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d callbacks still pending", n)
-		}
-	}
+	f.waitDrained(30 * time.Second)
 	cancel()
 	wg.Wait()
 	rc.mu.Lock()
