@@ -127,14 +127,16 @@ func AsError(err error) *Error {
 // error, a refused or reset connection, or a server error of SQL classes
 // 08 (connection exception), 53 (insufficient resources: too many
 // connections, disk full), 57 (operator intervention: shutting down,
-// starting up, a query canceled by an operator or a statement_timeout) or
-// 55P03 (a lock_timeout). Such errors are answered 503 with Retry-After,
+// starting up, a query canceled by an operator or a statement_timeout), 58030
+// (an I/O error) or 55P03 (a lock_timeout). The embedded store gives its
+// own such errors (the file locked by another program, the disk full, an
+// I/O error) the same codes. Such errors are answered 503 with Retry-After,
 // so that Stripe and operators can tell an outage from a defect.
 func storeUnreachable(err error) bool {
 	var sqlErr interface{ SQLState() string }
 	if errors.As(err, &sqlErr) {
 		code := sqlErr.SQLState()
-		return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "53") || strings.HasPrefix(code, "57") || code == "55P03"
+		return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "53") || strings.HasPrefix(code, "57") || code == "55P03" || code == "58030"
 	}
 	var netErr net.Error
 	return errors.As(err, &netErr) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||

@@ -64,6 +64,9 @@ func (s *Store) ReleaseCallbacks(ctx context.Context, cbs []paygate.Callback) er
 // attempt it is about to make. Concurrent claimers skip each other's rows
 // (FOR UPDATE SKIP LOCKED); a lease that expires makes its callback due again.
 func (s *Store) ClaimCallbacks(ctx context.Context, limit int, lease time.Duration, now time.Time) ([]paygate.Callback, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
 	var tok [16]byte
 	_, _ = rand.Read(tok[:])
 	token := hex.EncodeToString(tok[:])

@@ -39,6 +39,9 @@ func scanCallback(row scanner) (*paygate.Callback, error) {
 // claimers take turns, so no callback is leased twice; a lease that expires
 // makes its callback due again.
 func (s *Store) ClaimCallbacks(ctx context.Context, limit int, lease time.Duration, now time.Time) ([]paygate.Callback, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	token := hex.EncodeToString(b[:])

@@ -107,7 +107,9 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("sqlite: %w", err)
 		}
 	}
-	lock, err := lockFile(abs + ".lock")
+	// The lock is named after the file itself: a second Store reaching it
+	// through a symlink must find it held (SQLite follows the link too).
+	lock, err := lockFile(resolved(abs) + ".lock")
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +187,7 @@ func (s *Store) Close() error {
 // connection (the one that must be available for payments to move).
 func (s *Store) Ping(ctx context.Context) error {
 	var n int
-	return s.w.QueryRowContext(ctx, `SELECT 1`).Scan(&n)
+	return unavailable(s.w.QueryRowContext(ctx, `SELECT 1`).Scan(&n))
 }
 
 // errClosed is returned by writes after Close.
@@ -227,7 +229,7 @@ func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *wtx)
 	}
 	// Once taken, the write may commit: wait for its outcome whatever ctx
 	// says, so a caller never reports a failure that was committed.
-	return <-j.done
+	return unavailable(<-j.done)
 }
 
 // writer runs the write groups until Close.
@@ -382,10 +384,10 @@ func (s *Store) prepareWanted() {
 func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return err
+		return unavailable(err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	return fn(tx)
+	return unavailable(fn(tx))
 }
 
 // ListenCallbacks calls wake whenever a transaction that queued callbacks
@@ -523,6 +525,53 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// resolved is abs with its symlinks resolved (those of its directory when
+// the file does not exist yet).
+func resolved(abs string) string {
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		return r
+	}
+	if d, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		return filepath.Join(d, filepath.Base(abs))
+	}
+	return abs
+}
+
+// unavailableError is an error of the database file that means "not now"
+// rather than a defect: the file is locked by another program past the busy
+// timeout, the disk is full, the file cannot be read or written. It carries
+// the SQLSTATE PostgreSQL gives the same condition, so paygate answers it
+// as it answers PostgreSQL's (503 with Retry-After), and unwraps to the
+// driver's error.
+type unavailableError struct {
+	err   error
+	state string
+}
+
+func (e *unavailableError) Error() string    { return e.err.Error() }
+func (e *unavailableError) Unwrap() error    { return e.err }
+func (e *unavailableError) SQLState() string { return e.state }
+
+// unavailable marks err as an unavailableError when it is one of those.
+func unavailable(err error) error {
+	var e *sqlite.Error
+	if err == nil || !errors.As(err, &e) {
+		return err
+	}
+	var state string
+	switch e.Code() & 0xff { // the primary result code
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		state = "55P03" // lock_not_available
+	case sqlite3.SQLITE_FULL:
+		state = "53100" // disk_full
+	case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PROTOCOL:
+		state = "58030" // io_error
+	default:
+		return err
+	}
+	return &unavailableError{err: err, state: state}
 }
 
 // isConstraint reports whether err is a violation of a UNIQUE or PRIMARY

@@ -56,6 +56,12 @@ func testCallbackLease(t *testing.T, s Store) {
 	if got, err := s.ClaimCallbacks(ctx, 10, time.Minute, T0.Add(-time.Second)); err != nil || len(got) != 0 {
 		t.Fatalf("claimed before due: %v %v", got, err)
 	}
+	// A limit below one claims nothing (SQLite's LIMIT -1 would claim all).
+	for _, limit := range []int{0, -1} {
+		if got, err := s.ClaimCallbacks(ctx, limit, time.Minute, T0); err != nil || len(got) != 0 {
+			t.Fatalf("limit %d claimed %d: %v", limit, len(got), err)
+		}
+	}
 	first, err := s.ClaimCallbacks(ctx, 2, time.Minute, T0)
 	if err != nil || len(first) != 2 || first[0].ID != ids[0] || first[1].ID != ids[1] {
 		t.Fatalf("claim 2: %+v %v", first, err)
