@@ -225,10 +225,12 @@ var errStripeAuth = errors.New("paygate: stripe authentication failed")
 
 // stripeRefused reports whether Stripe definitely refused a request, so no
 // object was created: a 4xx answer, a rate limit (429) included — Stripe
-// did not process the request — but not an idempotency error.
+// did not process the request — but not an idempotency error, and not the
+// answer to a call stripe-go retried: an earlier attempt (one that timed
+// out, say) may have been carried out before the last was refused.
 func stripeRefused(err error) bool {
 	var se *stripe.Error
-	if !errors.As(err, &se) {
+	if !errors.As(err, &se) || errors.As(err, new(*retriedCall)) {
 		return false
 	}
 	return se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 && se.Type != stripe.ErrorTypeIdempotency

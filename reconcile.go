@@ -362,16 +362,26 @@ func (g *Gateway) sessionEvents(ctx context.Context, api *stripeClients, s *stri
 	if e, ok := intentEvent(pi); ok {
 		out = append(out, e)
 	}
-	if s.Status == stripe.CheckoutSessionStatusComplete && s.PaymentStatus == stripe.CheckoutSessionPaymentStatusUnpaid &&
-		pi.Status == stripe.PaymentIntentStatusRequiresPaymentMethod && pi.LastPaymentError != nil {
-		// A session completes once; when its delayed payment fails Stripe
-		// leaves it complete and unpaid and puts its PaymentIntent back to
-		// requires_payment_method: what checkout.session.async_payment_failed
-		// reported. (From the webhooks alone a failed charge of an unpaid
-		// session may be a card declined before the bank debit.)
-		out = append(out, eventObject{typ: "checkout.session.async_payment_failed", obj: o})
+	if e, ok := asyncPaymentFailed(s, pi); ok {
+		out = append(out, e)
 	}
 	return out, nil
+}
+
+// asyncPaymentFailed reports what Stripe's current state of a session and
+// its PaymentIntent shows and no single read of either does: a session
+// completes once, and when its delayed payment (a bank debit) fails Stripe
+// leaves it complete and unpaid and puts its PaymentIntent back to
+// requires_payment_method — what checkout.session.async_payment_failed
+// reported. (From the PaymentIntent alone a failed charge of an unpaid
+// session may be a card declined before the bank debit.)
+func asyncPaymentFailed(s *stripe.CheckoutSession, pi *stripe.PaymentIntent) (eventObject, bool) {
+	if s.Status != stripe.CheckoutSessionStatusComplete || s.PaymentStatus != stripe.CheckoutSessionPaymentStatusUnpaid ||
+		pi.Status != stripe.PaymentIntentStatusRequiresPaymentMethod || pi.LastPaymentError == nil {
+		return eventObject{}, false
+	}
+	_, o, _ := sessionView(s)
+	return eventObject{typ: "checkout.session.async_payment_failed", obj: o}, true
 }
 
 // sessionView turns a Checkout Session into the event that reports it.
@@ -429,7 +439,7 @@ func (g *Gateway) stripeRefunds(ctx context.Context, api *stripeClients, pi stri
 func settleRefunds(p *Payment, stripeRefunds []stripeObject, before, now time.Time) []HistoryEntry {
 	var hist []HistoryEntry
 	for _, r := range slices.Clone(p.Refunds) {
-		if r.Status != RefundPending || r.StripeRefundID != "" || !r.CreatedAt.Before(before) {
+		if r.Status != RefundPending || r.StripeRefundID != "" || !r.CreatedAt.Before(before) || !r.UpdatedAt.Before(before) {
 			continue
 		}
 		o := &stripeObject{Object: "refund", Status: string(stripe.RefundStatusFailed), Amount: r.Amount}

@@ -115,6 +115,11 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 				return nil, &Error{Code: CodeIdempotency, Message: "this Idempotency-Key was already used for a different refund"}
 			}
 			if r.Status.counts() {
+				if r.StripeRefundID == "" {
+					// Resumed: Stripe is asked again now, so reconciliation
+					// must not settle it as never made meanwhile.
+					r.UpdatedAt = now
+				}
 				return nil, nil // made or in progress: resume it
 			}
 			if r.StripeRefundID != "" {

@@ -99,6 +99,11 @@ type sbOpts struct {
 	// answered 200 without reaching paygate (as if Stripe's delivery
 	// vanished; only reconciliation can learn what they said).
 	lose func(eventType string) bool
+	// retries and stripeTimeout, if set, have stripe-go retry its calls
+	// itself (StripeMaxNetworkRetries) with that client timeout; by default
+	// faults reach paygate's caller unretried.
+	retries       int
+	stripeTimeout time.Duration
 }
 
 // newSBEnv builds the whole chain for one test. The sandbox runs on real
@@ -120,13 +125,21 @@ func newSBEnv(t testing.TB, o sbOpts) *sbEnv {
 		t.Fatal(err)
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	retries, client := -1, (*http.Client)(nil) // faults reach paygate's caller, who retries with the same Idempotency-Key
+	if o.retries > 0 {
+		retries = o.retries
+	}
+	if o.stripeTimeout > 0 {
+		client = &http.Client{Timeout: o.stripeTimeout}
+	}
 	gw, err := paygate.New(paygate.Config{
 		Store:                   st,
 		Auth:                    auth,
 		StripeAPIBase:           sb.URL(),
 		StripeSecretKey:         "sk_test_123abc",
 		StripePublishableKey:    "pk_test_123abc",
-		StripeMaxNetworkRetries: -1, // faults reach paygate's caller, who retries with the same Idempotency-Key
+		StripeMaxNetworkRetries: retries,
+		HTTPClient:              client,
 		WebhookSecrets:          []string{sb.WebhookSecret()},
 		CallbackURL:             m.srv.URL + "/hooks/paygate",
 		Now:                     sb.Now,

@@ -514,7 +514,14 @@ func applyEvent(p *Payment, e eventObject, source string, now time.Time) []Histo
 		if charge == "" && o.Charges != nil && len(o.Charges.Data) > 0 {
 			charge = o.Charges.Data[0].ID // API versions before 2022-11-15: newest first
 		}
-		if at := e.created.Unix(); charge != "" && at >= a.LatestAt && (a.Latest != charge || a.LatestAt != at) {
+		if at := e.created.Unix(); e.created.IsZero() {
+			// A read of Stripe's current state (a status read,
+			// reconciliation) has no event time: its charge is the latest
+			// as of now.
+			if charge != "" && a.Latest != charge {
+				a.Latest, a.LatestAt, changed = charge, max(a.LatestAt, now.Unix()), true
+			}
+		} else if charge != "" && at >= a.LatestAt && (a.Latest != charge || a.LatestAt != at) {
 			a.Latest, a.LatestAt, changed = charge, at, true
 		}
 		switch e.typ {
@@ -750,13 +757,29 @@ func mergeRefund(p *Payment, o *stripeObject, at, now time.Time) bool {
 		p.Refunds = append(p.Refunds, Refund{ID: newID("rf"), StripeRefundID: o.ID, Amount: o.Amount, Status: st, Reason: o.Reason, CreatedAt: created, UpdatedAt: at})
 		return true
 	}
+	// A failure with no re_ id was decided here, without Stripe's word:
+	// the call seemed refused, or settlement found no refund at Stripe.
+	inferredFailure := r.Status == RefundFailed && r.StripeRefundID == ""
 	changed := false
 	if r.StripeRefundID == "" && o.ID != "" {
 		// Confirmed: from now on the refund is dated by Stripe, which is
-		// what orders it against Stripe's refunded-amount snapshots.
-		r.StripeRefundID, r.CreatedAt, changed = o.ID, created, true
+		// what orders it against Stripe's refunded-amount snapshots. A
+		// reservation made in Stripe's second keeps its own finer time:
+		// it is what orders the refunds made here within one second
+		// (Stripe's times are whole seconds; see inSnapshot).
+		if !r.CreatedAt.Truncate(time.Second).Equal(created) {
+			r.CreatedAt = created
+		}
+		r.StripeRefundID, changed = o.ID, true
 	}
-	if refundRank[st] > refundRank[r.Status] {
+	switch {
+	case refundRank[st] > refundRank[r.Status]:
+		r.Status, changed = st, true
+	case inferredFailure && o.ID != "" && st != RefundFailed:
+		// Stripe shows the refund it made under this reservation's id
+		// after all (an earlier attempt of a call answered 4xx, or a call
+		// in flight while reconciliation found nothing): its object is
+		// the truth.
 		r.Status, changed = st, true
 	}
 	if changed {
