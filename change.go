@@ -8,10 +8,13 @@ import (
 
 // update applies e to the stored payment p through [Gateway.change], in the
 // payment's transaction, and wakes the callback engine when callbacks were
-// queued. It skips the write when e would change nothing.
+// queued. It skips the write when e would change nothing (no history and
+// no field: a status read that learns only the latest charge still writes).
 func (g *Gateway) update(ctx context.Context, p *Payment, e eventObject, source string) (*Payment, error) {
 	now := g.now()
-	if len(applyEvent(p.clone(), e, source, now)) == 0 {
+	c := p.clone()
+	c.UpdatedAt = time.Time{} // set again only if e changes something
+	if len(applyEvent(c, e, source, now)) == 0 && c.UpdatedAt.IsZero() {
 		return p, nil
 	}
 	queued := false

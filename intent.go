@@ -117,7 +117,16 @@ func (g *Gateway) GetPaymentIntent(ctx context.Context, paymentIntentID string) 
 	if err != nil {
 		return nil, err
 	}
+	var events []eventObject
 	if e, ok := intentEvent(pi); ok {
+		events = append(events, e)
+	}
+	if e, ok, err := g.sessionFailed(ctx, p, pi); err != nil {
+		return nil, err
+	} else if ok {
+		events = append(events, e)
+	}
+	for _, e := range events {
 		// Stripe may be ahead of the webhooks: catch up through the same
 		// path, with the same history and callbacks, as the webhook that
 		// reports it (which then changes nothing).
@@ -186,6 +195,38 @@ func (g *Gateway) fetchIntent(ctx context.Context, id string) (*Payment, *stripe
 		return nil, nil, g.stripeError(ctx, err)
 	}
 	return p, pi, nil
+}
+
+// sessionFailed reads, for a PaymentIntent whose delayed payment may have
+// failed (requires_payment_method with a last_payment_error), the Checkout
+// Session that opened it, if the payment knows one, and returns the event
+// the sweep would add for it (see asyncPaymentFailed): without it the read
+// leaves a failed bank debit processing.
+func (g *Gateway) sessionFailed(ctx context.Context, p *Payment, pi *stripe.PaymentIntent) (eventObject, bool, error) {
+	if pi.Status != stripe.PaymentIntentStatusRequiresPaymentMethod || pi.LastPaymentError == nil {
+		return eventObject{}, false, nil
+	}
+	sid := ""
+	for _, a := range p.Attempts {
+		if a.PaymentIntentID == pi.ID {
+			sid = a.CheckoutSessionID
+		}
+	}
+	if sid == "" {
+		return eventObject{}, false, nil
+	}
+	api, err := g.stripeAPI()
+	if err != nil {
+		return eventObject{}, false, err
+	}
+	params := &stripe.CheckoutSessionParams{}
+	params.Context = ctx
+	s, err := api.CheckoutSessions.Get(sid, params)
+	if err != nil {
+		return eventObject{}, false, g.stripeError(ctx, err)
+	}
+	e, ok := asyncPaymentFailed(s, pi)
+	return e, ok, nil
 }
 
 // intentEvent is the event that reports a PaymentIntent's state as Stripe
