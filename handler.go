@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -312,6 +313,9 @@ func queryInt(r *http.Request, name string, min int) (int, bool, error) {
 		return 0, false, nil
 	}
 	n, err := strconv.Atoi(v)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, false, invalidParam(name, "%s is out of range: it must be an integer from %d to %d", name, min, math.MaxInt64)
+	}
 	if err != nil || n < min {
 		return 0, false, invalidParam(name, "%s must be an integer of at least %d", name, min)
 	}

@@ -8,7 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"regexp"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -134,22 +134,26 @@ func (g *Gateway) idempotent(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// clientSecretField is how a PaymentIntent's client secret appears in a
-// response body; it is never stored (API.md §1), so a stored response keeps
-// the field empty and a replay fetches the secret from Stripe again.
-var clientSecretField = regexp.MustCompile(`"clientSecret":"[^"]*"`)
-
-const storedSecretField = `"clientSecret":""`
+// A PaymentIntent's client secret (the payment-intent route's
+// data.clientSecret) is never stored (API.md §1): a stored response keeps
+// the field empty, and a replay fetches the secret from Stripe again. Only
+// that field is touched, found by the JSON's structure: a caller's metadata
+// may have a key of the same name, and a replay must show it as it was.
 
 // withoutSecrets is a response body as it may be stored.
 func withoutSecrets(body []byte) []byte {
-	return clientSecretField.ReplaceAll(body, []byte(storedSecretField))
+	start, end, ok := dataField(body, "clientSecret")
+	if !ok || end-start <= len(`:""`) {
+		return body
+	}
+	return slices.Concat(body[:start], []byte(`:""`), body[end:])
 }
 
 // restoreSecrets puts the client secret back into a stored response body
 // that had one, fetching it from Stripe.
 func (g *Gateway) restoreSecrets(ctx context.Context, body []byte) ([]byte, error) {
-	if !bytes.Contains(body, []byte(storedSecretField)) {
+	start, end, ok := dataField(body, "clientSecret")
+	if !ok || string(bytes.TrimSpace(body[start:end])) != `:""` {
 		return body, nil
 	}
 	var env struct {
@@ -165,7 +169,48 @@ func (g *Gateway) restoreSecrets(ctx context.Context, body []byte) ([]byte, erro
 		return nil, err
 	}
 	secret, _ := json.Marshal(pi.ClientSecret)
-	return bytes.Replace(body, []byte(storedSecretField), append([]byte(`"clientSecret":`), secret...), 1), nil
+	return slices.Concat(body[:start], []byte(":"), secret, body[end:]), nil
+}
+
+// dataField finds the string value of data.<name> in a response envelope:
+// body[start:end] is the colon after the field's name and its value.
+func dataField(body []byte, name string) (start, end int, ok bool) {
+	type frame struct {
+		obj, key bool   // an object, expecting a key next
+		name     string // the object's current key
+	}
+	var stack []frame
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		off := int(dec.InputOffset())
+		tok, err := dec.Token()
+		if err != nil {
+			return 0, 0, false
+		}
+		top := len(stack) - 1
+		if name, isKey := tok.(string); isKey && top >= 0 && stack[top].obj && stack[top].key {
+			stack[top].key, stack[top].name = false, name
+			continue
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			stack = append(stack, frame{obj: tok == json.Delim('{'), key: tok == json.Delim('{')})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:top]
+			top--
+		default:
+			if _, isString := tok.(string); isString && len(stack) == 2 && stack[0].name == "data" && stack[1].obj && stack[1].name == name {
+				return off, int(dec.InputOffset()), true
+			}
+		}
+		if top >= 0 && stack[top].obj {
+			stack[top].key = true
+		}
+		if len(stack) == 0 {
+			return 0, 0, false
+		}
+	}
 }
 
 // idempotencyKeyFrom returns the scoped Idempotency-Key of the request, or "".

@@ -259,7 +259,7 @@ func (s *Store) ListCallbackAttempts(ctx context.Context, f paygate.CallbackFilt
 	}
 	return listPage(ctx, s.pool, "paygate_callback_attempts", `id, callback_id, webhook_event_id, payment_id, url, attempt, success,
 		status_code, error, error_class, duration_ms, response_body, created_at`, where, f.PageParams,
-		byID(func(a paygate.CallbackAttempt) string { return a.ID }),
+		byID("callbacks", func(a paygate.CallbackAttempt) string { return a.ID }),
 		func(r pgx.CollectableRow) (paygate.CallbackAttempt, error) {
 			var a paygate.CallbackAttempt
 			var id int64

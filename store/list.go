@@ -21,42 +21,42 @@ type keyset[T any] struct {
 }
 
 // byID pages by a bigint identity id.
-func byID[T any](id func(T) string) keyset[T] {
+func byID[T any](list string, id func(T) string) keyset[T] {
 	return keyset[T]{
 		order: []string{"id DESC"},
 		after: func(c string) (sq.Sqlizer, error) {
-			id, err := decodeIDCursor(c)
+			id, err := decodeIDCursor(list, c)
 			if err != nil {
 				return nil, err
 			}
 			return sq.Lt{"id": id}, nil
 		},
-		cursor: func(t T) string { return encodeIDCursor(id(t)) },
+		cursor: func(t T) string { return encodeIDCursor(list, id(t)) },
 	}
 }
 
 // byTime pages by a timestamp column, with the text id as tie breaker.
-func byTime[T any](col string, key func(T) (time.Time, string)) keyset[T] {
+func byTime[T any](list, col string, key func(T) (time.Time, string)) keyset[T] {
 	return keyset[T]{
 		order: []string{col + " DESC", "id DESC"},
 		after: func(c string) (sq.Sqlizer, error) {
-			at, id, err := decodeTimeCursor(c)
+			at, id, err := decodeTimeCursor(list, c)
 			if err != nil {
 				return nil, err
 			}
 			return sq.Expr("("+col+", id) < (?, ?)", at, id), nil
 		},
-		cursor: func(t T) string { return encodeTimeCursor(key(t)) },
+		cursor: func(t T) string { at, id := key(t); return encodeTimeCursor(list, at, id) },
 	}
 }
 
 // byTimeSeq pages by a timestamp column, with a bigint identity id as tie
 // breaker.
-func byTimeSeq[T any](col string, key func(T) (time.Time, string)) keyset[T] {
+func byTimeSeq[T any](list, col string, key func(T) (time.Time, string)) keyset[T] {
 	return keyset[T]{
 		order: []string{col + " DESC", "id DESC"},
 		after: func(c string) (sq.Sqlizer, error) {
-			at, id, err := decodeTimeCursor(c)
+			at, id, err := decodeTimeCursor(list, c)
 			if err != nil {
 				return nil, err
 			}
@@ -66,7 +66,7 @@ func byTimeSeq[T any](col string, key func(T) (time.Time, string)) keyset[T] {
 			}
 			return sq.Expr("("+col+", id) < (?, ?)", at, n), nil
 		},
-		cursor: func(t T) string { return encodeTimeCursor(key(t)) },
+		cursor: func(t T) string { at, id := key(t); return encodeTimeCursor(list, at, id) },
 	}
 }
 

@@ -169,7 +169,16 @@ func (s *Store) DeletePayment(ctx context.Context, id string) error {
 
 // GetPayment implements paygate.Store.
 func (s *Store) GetPayment(ctx context.Context, id string) (*paygate.Payment, error) {
-	return s.getPayment(ctx, s.pool, `SELECT `+paymentColumns+` FROM paygate_payments WHERE id = $1`, id)
+	return s.getPayment(ctx, `SELECT `+paymentColumns+` FROM paygate_payments WHERE id = $1`, id)
+}
+
+// snapshot runs fn's reads in one read-only REPEATABLE READ transaction:
+// a payment and its refunds (and a page and its total) as of one moment,
+// never a refund committed between two of the reads beside a row that does
+// not count it yet.
+func (s *Store) snapshot(ctx context.Context, fn func(q querier) error) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
+		func(tx pgx.Tx) error { return fn(tx) })
 }
 
 // GetPaymentByStripeID implements paygate.Store.
@@ -177,7 +186,7 @@ func (s *Store) GetPaymentByStripeID(ctx context.Context, stripeID string) (*pay
 	if stripeID == "" {
 		return nil, fmt.Errorf("payment: %w", paygate.ErrNotFound)
 	}
-	return s.getPayment(ctx, s.pool, `SELECT `+paymentColumns+` FROM paygate_payments
+	return s.getPayment(ctx, `SELECT `+paymentColumns+` FROM paygate_payments
 		WHERE id = (SELECT payment_id FROM paygate_payment_refs WHERE stripe_id = $1)`, stripeID)
 }
 
@@ -186,12 +195,14 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func (s *Store) getPayment(ctx context.Context, q querier, query string, args ...any) (*paygate.Payment, error) {
-	p, err := scanPayment(q.QueryRow(ctx, query, args...))
+func (s *Store) getPayment(ctx context.Context, query string, args ...any) (p *paygate.Payment, err error) {
+	err = s.snapshot(ctx, func(q querier) error {
+		if p, err = scanPayment(q.QueryRow(ctx, query, args...)); err != nil {
+			return err
+		}
+		return loadRefunds(ctx, q, []*paygate.Payment{p})
+	})
 	if err != nil {
-		return nil, err
-	}
-	if err := loadRefunds(ctx, q, []*paygate.Payment{p}); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -376,8 +387,17 @@ func (s *Store) ListPayments(ctx context.Context, f paygate.PaymentFilter) (*pay
 	if !f.CreatedTo.IsZero() {
 		where = append(where, sq.Lt{"created_at": f.CreatedTo})
 	}
-	page, err := listPage(ctx, s.pool, "paygate_payments", paymentColumns, where, f.PageParams,
-		byTime("created_at", func(p paygate.Payment) (time.Time, string) { return p.CreatedAt, p.ID }),
+	var page *paygate.Page[paygate.Payment]
+	err := s.snapshot(ctx, func(q querier) (err error) {
+		page, err = s.listPayments(ctx, q, where, f.PageParams)
+		return err
+	})
+	return page, err
+}
+
+func (s *Store) listPayments(ctx context.Context, q querier, where sq.And, pp paygate.PageParams) (*paygate.Page[paygate.Payment], error) {
+	page, err := listPage(ctx, q, "paygate_payments", paymentColumns, where, pp,
+		byTime("payments", "created_at", func(p paygate.Payment) (time.Time, string) { return p.CreatedAt, p.ID }),
 		func(r pgx.CollectableRow) (paygate.Payment, error) {
 			p, err := scanPayment(r)
 			if err != nil {
@@ -392,7 +412,7 @@ func (s *Store) ListPayments(ctx context.Context, f paygate.PaymentFilter) (*pay
 	for i := range page.Items {
 		ptrs[i] = &page.Items[i]
 	}
-	return page, loadRefunds(ctx, s.pool, ptrs)
+	return page, loadRefunds(ctx, q, ptrs)
 }
 
 const historyColumns = `id, payment_id, payment_intent_id, event_type, from_status, to_status, amount, currency,
@@ -423,7 +443,7 @@ func (s *Store) ListHistory(ctx context.Context, f paygate.HistoryFilter) (*payg
 		where = append(where, sq.Eq{"event_type": f.EventType})
 	}
 	return listPage(ctx, s.pool, "paygate_payment_history", historyColumns, where, f.PageParams,
-		byID(func(h paygate.HistoryEntry) string { return h.ID }), scanHistory)
+		byID("history", func(h paygate.HistoryEntry) string { return h.ID }), scanHistory)
 }
 
 // PaymentHistory implements paygate.Store.

@@ -49,7 +49,7 @@ func (s *Store) ListSystemLogs(ctx context.Context, f paygate.SystemLogFilter) (
 		where = append(where, sq.Lt{"created_at": f.To})
 	}
 	return listPage(ctx, s.pool, "paygate_system_logs", "id, level, source, message, request_id, method, path, status_code, duration_ms, fields, created_at",
-		where, f.PageParams, byTimeSeq("created_at", func(l paygate.SystemLog) (time.Time, string) { return l.CreatedAt, l.ID }),
+		where, f.PageParams, byTimeSeq("logs", "created_at", func(l paygate.SystemLog) (time.Time, string) { return l.CreatedAt, l.ID }),
 		func(r pgx.CollectableRow) (paygate.SystemLog, error) {
 			var l paygate.SystemLog
 			var id int64

@@ -201,7 +201,7 @@ func (s *Store) ListWebhookEvents(ctx context.Context, f paygate.WebhookEventFil
 		where = append(where, sq.Eq{"status": f.Status})
 	}
 	return listPage(ctx, s.pool, "paygate_webhook_events", eventColumns, where, f.PageParams,
-		byTime("received_at", func(e paygate.WebhookEvent) (time.Time, string) { return e.ReceivedAt, e.ID }),
+		byTime("events", "received_at", func(e paygate.WebhookEvent) (time.Time, string) { return e.ReceivedAt, e.ID }),
 		func(r pgx.CollectableRow) (paygate.WebhookEvent, error) {
 			e, err := scanEvent(r, false)
 			if err != nil {

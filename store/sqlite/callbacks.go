@@ -178,7 +178,7 @@ func (s *Store) ListCallbackAttempts(ctx context.Context, f paygate.CallbackFilt
 	err := s.read(ctx, func(tx *sql.Tx) (err error) {
 		page, err = listPage(ctx, tx, "paygate_callback_attempts", `id, callback_id, webhook_event_id, payment_id, url, attempt, success,
 		status_code, error, error_class, duration_ms, response_body, created_at`, where, f.PageParams,
-			byID(func(a paygate.CallbackAttempt) string { return a.ID }),
+			byID("callbacks", func(a paygate.CallbackAttempt) string { return a.ID }),
 			func(r scanner) (paygate.CallbackAttempt, error) {
 				var a paygate.CallbackAttempt
 				var id int64

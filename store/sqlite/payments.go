@@ -321,7 +321,7 @@ func (s *Store) ListPayments(ctx context.Context, f paygate.PaymentFilter) (*pay
 	var page *paygate.Page[paygate.Payment]
 	err := s.read(ctx, func(tx *sql.Tx) (err error) {
 		page, err = listPage(ctx, tx, "paygate_payments", paymentColumns, where, f.PageParams,
-			byTime("created_at", func(p paygate.Payment) (time.Time, string) { return p.CreatedAt, p.ID }),
+			byTime("payments", "created_at", func(p paygate.Payment) (time.Time, string) { return p.CreatedAt, p.ID }),
 			func(r scanner) (paygate.Payment, error) {
 				p, err := scanPayment(r)
 				if err != nil {
@@ -371,7 +371,7 @@ func (s *Store) ListHistory(ctx context.Context, f paygate.HistoryFilter) (*payg
 	var page *paygate.Page[paygate.HistoryEntry]
 	err := s.read(ctx, func(tx *sql.Tx) (err error) {
 		page, err = listPage(ctx, tx, "paygate_payment_history", historyColumns, where, f.PageParams,
-			byID(func(h paygate.HistoryEntry) string { return h.ID }), scanHistory)
+			byID("history", func(h paygate.HistoryEntry) string { return h.ID }), scanHistory)
 		return err
 	})
 	return page, err

@@ -55,7 +55,7 @@ func (s *Store) ListSystemLogs(ctx context.Context, f paygate.SystemLogFilter) (
 	var page *paygate.Page[paygate.SystemLog]
 	err := s.read(ctx, func(tx *sql.Tx) (err error) {
 		page, err = listPage(ctx, tx, "paygate_system_logs", "id, level, source, message, request_id, method, path, status_code, duration_ms, fields, created_at",
-			where, f.PageParams, byTimeSeq("created_at", func(l paygate.SystemLog) (time.Time, string) { return l.CreatedAt, l.ID }),
+			where, f.PageParams, byTimeSeq("logs", "created_at", func(l paygate.SystemLog) (time.Time, string) { return l.CreatedAt, l.ID }),
 			func(r scanner) (paygate.SystemLog, error) {
 				var l paygate.SystemLog
 				var id int64

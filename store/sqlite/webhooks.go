@@ -133,7 +133,7 @@ func (s *Store) ListWebhookEvents(ctx context.Context, f paygate.WebhookEventFil
 	var page *paygate.Page[paygate.WebhookEvent]
 	err := s.read(ctx, func(tx *sql.Tx) (err error) {
 		page, err = listPage(ctx, tx, "paygate_webhook_events", eventColumns, where, f.PageParams,
-			byTime("received_at", func(e paygate.WebhookEvent) (time.Time, string) { return e.ReceivedAt, e.ID }),
+			byTime("events", "received_at", func(e paygate.WebhookEvent) (time.Time, string) { return e.ReceivedAt, e.ID }),
 			func(r scanner) (paygate.WebhookEvent, error) {
 				e, err := scanEvent(r, false)
 				if err != nil {

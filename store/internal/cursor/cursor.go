@@ -21,18 +21,26 @@ func Malformed() error {
 	return &paygate.Error{Code: paygate.CodeInvalid, Param: "cursor", Message: "cursor is malformed; pass a nextCursor from a previous page"}
 }
 
-// EncodeTime is the cursor after an item sorted by (t, id).
-func EncodeTime(t time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id))
+// A cursor names its list ("payments", "events", …): one list's cursor
+// handed to another is refused, not read as a position in it. Cursors
+// handed out before they named their list (no name) are still read.
+
+// EncodeTime is list's cursor after an item sorted by (t, id).
+func EncodeTime(list string, t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(list + "|" + t.UTC().Format(time.RFC3339Nano) + "|" + id))
 }
 
-// DecodeTime reads a cursor made by EncodeTime.
-func DecodeTime(c string) (time.Time, string, error) {
+// DecodeTime reads a cursor made by EncodeTime for list.
+func DecodeTime(list, c string) (time.Time, string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {
 		return time.Time{}, "", Malformed()
 	}
-	ts, id, ok := strings.Cut(string(b), "|")
+	s, ok := untag(list, string(b), func(tag string) bool { _, err := time.Parse(time.RFC3339Nano, tag); return err == nil })
+	if !ok {
+		return time.Time{}, "", Malformed()
+	}
+	ts, id, ok := strings.Cut(s, "|")
 	t, err := time.Parse(time.RFC3339Nano, ts)
 	if !ok || err != nil || !idPattern.MatchString(id) {
 		return time.Time{}, "", Malformed()
@@ -40,20 +48,43 @@ func DecodeTime(c string) (time.Time, string, error) {
 	return t, id, nil
 }
 
-// EncodeID is the cursor after an item sorted by a bigint id.
-func EncodeID(id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("h|" + id))
+// EncodeID is list's cursor after an item sorted by a bigint id.
+func EncodeID(list, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(list + "|" + id))
 }
 
-// DecodeID reads a cursor made by EncodeID.
-func DecodeID(c string) (int64, error) {
+// DecodeID reads a cursor made by EncodeID for list.
+func DecodeID(list, c string) (int64, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || !strings.HasPrefix(string(b), "h|") {
+	if err != nil {
 		return 0, Malformed()
 	}
-	id, err := strconv.ParseInt(string(b[2:]), 10, 64)
+	s, ok := untag(list, string(b), func(tag string) bool { return tag == "h" })
+	if !ok {
+		return 0, Malformed()
+	}
+	if tag, rest, cut := strings.Cut(s, "|"); cut && tag == "h" {
+		s = rest // an untagged cursor: "h|<id>"
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id < 1 {
 		return 0, Malformed()
 	}
 	return id, nil
+}
+
+// untag returns s without its list name when that is list, or s whole when
+// it is an untagged cursor (its first field passes old); ok is false for a
+// cursor of another list.
+func untag(list, s string, old func(first string) bool) (string, bool) {
+	first, rest, ok := strings.Cut(s, "|")
+	switch {
+	case !ok:
+		return "", false
+	case first == list:
+		return rest, true
+	case old(first):
+		return s, true
+	}
+	return "", false
 }
