@@ -52,12 +52,13 @@ func (g *Gateway) CreateCheckoutSession(ctx context.Context, in CheckoutParams) 
 	if err := checkURL("cancelUrl", in.CancelURL); err != nil {
 		return nil, err
 	}
-	if p, err = g.insertPayment(ctx, p, in.IdempotencyKey); err != nil {
+	var resumed bool
+	if p, resumed, err = g.insertPayment(ctx, p, in.IdempotencyKey); err != nil {
 		return nil, err
 	}
 	api, err := g.stripeAPI()
 	if err != nil {
-		return nil, g.abandon(ctx, p, err)
+		return nil, g.abandon(ctx, p, resumed, err)
 	}
 	product := &stripe.CheckoutSessionLineItemPriceDataProductDataParams{Name: stripe.String(p.ProductName)}
 	if p.Description != "" {
@@ -87,7 +88,7 @@ func (g *Gateway) CreateCheckoutSession(ctx context.Context, in CheckoutParams) 
 	g.stripeParams(ctx, &params.Params, p, "checkout_session")
 	s, err := api.CheckoutSessions.New(params)
 	if err != nil {
-		return nil, g.abandon(ctx, p, err)
+		return nil, g.abandon(ctx, p, resumed, err)
 	}
 	// The session's PaymentIntent is made when the customer pays (API
 	// 2023-10-16); checkout.session.completed records it.

@@ -219,6 +219,19 @@ func fromStripe(err error) *Error {
 	}
 }
 
+// unknownOutcome is the answer to a creating Stripe call whose outcome is
+// unknown (see stripeRefused): a 502, never a 4xx, since a 4xx would be
+// stored as the Idempotency-Key's final answer although Stripe may have
+// made the object; the merchant retries with the same key, and the retry
+// resumes the call with the same Stripe idempotency key.
+func unknownOutcome(e *Error) *Error {
+	if e.HTTPStatus() >= 500 {
+		return e
+	}
+	return &Error{Code: CodeStripe, Status: http.StatusBadGateway,
+		Message: "the outcome at the payment provider is unknown (" + e.Message + "); retry with the same Idempotency-Key", Err: e}
+}
+
 // errStripeAuth marks a Stripe authentication failure; health reports
 // Stripe as down after one.
 var errStripeAuth = errors.New("paygate: stripe authentication failed")
@@ -233,5 +246,8 @@ func stripeRefused(err error) bool {
 	if !errors.As(err, &se) || errors.As(err, new(*retriedCall)) {
 		return false
 	}
-	return se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 && se.Type != stripe.ErrorTypeIdempotency
+	// A 409 is a request with the same idempotency key still running at
+	// Stripe (or an idempotency error): the object may well exist.
+	return se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 && se.HTTPStatusCode != http.StatusConflict &&
+		se.Type != stripe.ErrorTypeIdempotency
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
@@ -294,10 +295,8 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.StripeSecretKey != "" {
 		backend := cfg.backend
 		if backend == nil {
-			hc := *cfg.HTTPClient
-			hc.Transport = countingTransport{base: hc.Transport}
 			bc := &stripe.BackendConfig{
-				HTTPClient:        &hc,
+				HTTPClient:        cfg.HTTPClient,
 				MaxNetworkRetries: stripe.Int64(int64(cfg.StripeMaxNetworkRetries)),
 				LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
 			}
@@ -380,6 +379,10 @@ func (b *observedBackend) observe(err error) error {
 }
 
 func (b *observedBackend) Call(method, path, key string, params stripe.ParamsContainer, v stripe.LastResponseSetter) error {
+	// Every time the request is written to a connection counts: stripe-go's
+	// own retries, and net/http's resend of a request whose reused
+	// connection closed before any answer (it resends a POST that carries
+	// an Idempotency-Key header, as stripe-go's do).
 	var sent atomic.Int32
 	if params != nil {
 		p := params.GetParams()
@@ -387,7 +390,7 @@ func (b *observedBackend) Call(method, path, key string, params stripe.ParamsCon
 		if ctx == nil {
 			ctx = context.Background()
 		}
-		p.Context = context.WithValue(ctx, attemptsKey{}, &sent)
+		p.Context = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { sent.Add(1) }})
 	}
 	err := b.Backend.Call(method, path, key, params, v)
 	if err != nil && sent.Load() > 1 {
@@ -396,33 +399,16 @@ func (b *observedBackend) Call(method, path, key string, params stripe.ParamsCon
 	return b.observe(err)
 }
 
-// retriedCall is the error of a Stripe call that stripe-go sent more than
-// once (it retries a timeout, a network error, a 409, a lock timeout or a
-// 503 itself, with the same idempotency key). Its last answer speaks only
+// retriedCall is the error of a Stripe call sent more than once (stripe-go
+// retries a timeout, a network error, a 409, a lock timeout or a 503
+// itself, with the same idempotency key; net/http resends a request whose
+// connection closed before an answer). Its last answer speaks only
 // for the last attempt: an earlier one may have been carried out, so even a
 // 4xx does not prove that Stripe made nothing (see stripeRefused).
 type retriedCall struct{ err error }
 
 func (e *retriedCall) Error() string { return e.err.Error() }
 func (e *retriedCall) Unwrap() error { return e.err }
-
-// attemptsKey is the context key of a Stripe call's attempt counter.
-type attemptsKey struct{}
-
-// countingTransport counts the HTTP attempts of each Stripe call, in the
-// counter its request's context carries (see observedBackend.Call).
-type countingTransport struct{ base http.RoundTripper }
-
-func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if n, ok := r.Context().Value(attemptsKey{}).(*atomic.Int32); ok {
-		n.Add(1)
-	}
-	base := t.base
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	return base.RoundTrip(r)
-}
 
 // PublicConfig is what a payment page needs to talk to Stripe.
 type PublicConfig struct {

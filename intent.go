@@ -42,12 +42,13 @@ func (g *Gateway) CreatePaymentIntent(ctx context.Context, in PaymentIntentParam
 		return nil, err
 	}
 	p.ProductName = ""
-	if p, err = g.insertPayment(ctx, p, in.IdempotencyKey); err != nil {
+	var resumed bool
+	if p, resumed, err = g.insertPayment(ctx, p, in.IdempotencyKey); err != nil {
 		return nil, err
 	}
 	api, err := g.stripeAPI()
 	if err != nil {
-		return nil, g.abandon(ctx, p, err)
+		return nil, g.abandon(ctx, p, resumed, err)
 	}
 	params := &stripe.PaymentIntentParams{
 		Amount:                  stripe.Int64(p.Amount),
@@ -65,7 +66,7 @@ func (g *Gateway) CreatePaymentIntent(ctx context.Context, in PaymentIntentParam
 	// here rather than a stripe.PaymentIntent (see newIntent).
 	pi := &newIntent{}
 	if err := api.PaymentIntents.B.Call(http.MethodPost, "/v1/payment_intents", api.PaymentIntents.Key, params, pi); err != nil {
-		return nil, g.abandon(ctx, p, err)
+		return nil, g.abandon(ctx, p, resumed, err)
 	}
 	if _, err := g.attach(ctx, p.ID, func(p *Payment) {
 		p.PaymentIntentID = pi.ID
@@ -113,6 +114,7 @@ type IntentStatus struct {
 // state machine when Stripe's is ahead (a missed webhook). It returns a *Error
 // of code not_found for a PaymentIntent this service did not create.
 func (g *Gateway) GetPaymentIntent(ctx context.Context, paymentIntentID string) (*IntentStatus, error) {
+	readAt := g.now()
 	p, pi, err := g.fetchIntent(ctx, paymentIntentID)
 	if err != nil {
 		return nil, err
@@ -127,6 +129,7 @@ func (g *Gateway) GetPaymentIntent(ctx context.Context, paymentIntentID string) 
 		events = append(events, e)
 	}
 	for _, e := range events {
+		e.asOf = readAt
 		// Stripe may be ahead of the webhooks: catch up through the same
 		// path, with the same history and callbacks, as the webhook that
 		// reports it (which then changes nothing).

@@ -389,7 +389,8 @@ func (g *Gateway) CreatePaymentLink(ctx context.Context, in PaymentLinkParams) (
 			return nil, err
 		}
 	}
-	if p, err = g.insertPayment(ctx, p, in.IdempotencyKey); err != nil {
+	var resumed bool
+	if p, resumed, err = g.insertPayment(ctx, p, in.IdempotencyKey); err != nil {
 		return nil, err
 	}
 	if p.PaymentLinkID != "" {
@@ -397,7 +398,7 @@ func (g *Gateway) CreatePaymentLink(ctx context.Context, in PaymentLinkParams) (
 	}
 	api, err := g.stripeAPI()
 	if err != nil {
-		return nil, g.abandon(ctx, p, err)
+		return nil, g.abandon(ctx, p, resumed, err)
 	}
 
 	unit := p.Amount / p.Quantity
@@ -409,7 +410,7 @@ func (g *Gateway) CreatePaymentLink(ctx context.Context, in PaymentLinkParams) (
 	g.stripeParams(ctx, &priceParams.Params, p, "price")
 	price, err := api.Prices.New(priceParams)
 	if err != nil {
-		return nil, g.abandon(ctx, p, err)
+		return nil, g.abandon(ctx, p, resumed, err)
 	}
 
 	linkParams := &stripe.PaymentLinkParams{
@@ -431,7 +432,7 @@ func (g *Gateway) CreatePaymentLink(ctx context.Context, in PaymentLinkParams) (
 	g.stripeParams(ctx, &linkParams.Params, p, "payment_link")
 	link, err := api.PaymentLinks.New(linkParams)
 	if err != nil {
-		return nil, g.abandon(ctx, p, err)
+		return nil, g.abandon(ctx, p, resumed, err)
 	}
 	return g.attach(ctx, p.ID, func(p *Payment) {
 		p.PriceID = price.ID
@@ -510,23 +511,24 @@ const maxQuantity = 10_000
 // payment's id is derived from the key; if a retry finds it already stored
 // (the first attempt failed after inserting it) and it describes the same
 // request, the stored payment is resumed: Stripe is asked again with the
-// same idempotency keys and answers with the objects it already made.
-func (g *Gateway) insertPayment(ctx context.Context, p *Payment, idemKey string) (*Payment, error) {
-	err := g.store.InsertPayment(ctx, p)
+// same idempotency keys and answers with the objects it already made
+// (resumed reports it: its first call's outcome was unknown).
+func (g *Gateway) insertPayment(ctx context.Context, p *Payment, idemKey string) (_ *Payment, resumed bool, err error) {
+	err = g.store.InsertPayment(ctx, p)
 	if err == nil {
-		return p, nil
+		return p, false, nil
 	}
 	if idemKey == "" || !errors.Is(err, ErrConflict) {
-		return nil, fmt.Errorf("insert payment: %w", err)
+		return nil, false, fmt.Errorf("insert payment: %w", err)
 	}
 	old, gerr := g.store.GetPayment(ctx, p.ID)
 	if gerr != nil {
-		return nil, gerr
+		return nil, false, gerr
 	}
 	if old.Method != p.Method || old.Amount != p.Amount || old.Currency != p.Currency || old.Quantity != p.Quantity {
-		return nil, &Error{Code: CodeIdempotency, Message: "this Idempotency-Key was already used for a different request"}
+		return nil, false, &Error{Code: CodeIdempotency, Message: "this Idempotency-Key was already used for a different request"}
 	}
-	return old, nil
+	return old, true, nil
 }
 
 // idFor returns a new random id, or with an idempotency key an id derived
@@ -545,21 +547,25 @@ func idFor(prefix, idemKey string) string {
 
 // abandon handles a failed Stripe call made to create a payment's object.
 // When Stripe definitely refused, no object exists and the pending row is
-// removed; when the outcome is unknown (network, 5xx) the row stays pending,
-// since an object carrying its id may exist and its webhooks must match.
-func (g *Gateway) abandon(ctx context.Context, p *Payment, err error) error {
+// removed; when the outcome is unknown (network, 5xx, a 4xx to a call sent
+// more than once) the row stays pending, since an object carrying its id
+// may exist and its webhooks must match, and the answer is a 502 (so the
+// Idempotency-Key is not spent on it). A resumed payment's first call had
+// an unknown outcome: what its retry is answered proves nothing of that
+// one, so it too stays pending.
+func (g *Gateway) abandon(ctx context.Context, p *Payment, resumed bool, err error) error {
 	var e *Error
 	if !errors.As(err, &e) {
 		e = g.stripeError(ctx, err)
 	}
-	if errors.As(err, new(*Error)) || stripeRefused(err) {
+	if !resumed && (errors.As(err, new(*Error)) || stripeRefused(err)) {
 		if derr := g.store.DeletePayment(context.WithoutCancel(ctx), p.ID); derr != nil {
 			g.log.LogAttrs(ctx, slog.LevelError, "paygate: removing refused payment", attrErr(derr), attrPayment(p.ID))
 		}
-	} else {
-		g.log.LogAttrs(ctx, slog.LevelWarn, "paygate: stripe outcome unknown; payment left pending", attrErr(e), attrPayment(p.ID))
+		return e
 	}
-	return e
+	g.log.LogAttrs(ctx, slog.LevelWarn, "paygate: stripe outcome unknown; payment left pending", attrErr(e), attrPayment(p.ID))
+	return unknownOutcome(e)
 }
 
 // attach stores the Stripe ids of a newly created payment and writes its

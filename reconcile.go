@@ -236,9 +236,13 @@ func (g *Gateway) reconcilePayment(ctx context.Context, api *stripeClients, id s
 	if err != nil {
 		return false, err
 	}
+	readAt := g.now()
 	events, err := g.stripeView(ctx, api, p)
 	if err != nil {
 		return false, err
+	}
+	for i := range events {
+		events[i].asOf = readAt
 	}
 	var refunds []stripeObject
 	if hasUnconfirmedRefund(p) && p.PaymentIntentID != "" {

@@ -102,6 +102,7 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 	}
 
 	var refundID string
+	resumed := false // a reservation whose earlier call's outcome was unknown
 	now := g.now()
 	p, err = g.store.UpdatePayment(ctx, p.ID, func(p *Payment) ([]HistoryEntry, error) {
 		refundID = idFor("rf", in.IdempotencyKey)
@@ -118,7 +119,7 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 				if r.StripeRefundID == "" {
 					// Resumed: Stripe is asked again now, so reconciliation
 					// must not settle it as never made meanwhile.
-					r.UpdatedAt = now
+					r.UpdatedAt, resumed = now, true
 				}
 				return nil, nil // made or in progress: resume it
 			}
@@ -171,9 +172,11 @@ func (g *Gateway) CreateRefund(ctx context.Context, in RefundParams) (*CreatedRe
 	re, err := api.Refunds.New(params)
 	if err != nil {
 		e := g.stripeError(ctx, err)
-		if !stripeRefused(err) {
+		if resumed || !stripeRefused(err) {
+			// Unknown: a resumed reservation's earlier call may have been
+			// carried out whatever this one is answered.
 			g.log.LogAttrs(ctx, slog.LevelWarn, "paygate: refund outcome unknown; left pending", attrPayment(p.ID), slog.String("refund_id", refundID), attrErr(e))
-			return nil, e
+			return nil, unknownOutcome(e)
 		}
 		// Refused: the reservation was never announced, so it is released
 		// with a history entry and no callback.

@@ -195,3 +195,27 @@ func TestCreationRetriedCallRefusedIsUnknown(t *testing.T) {
 		t.Errorf("paid at Stripe, paygate says %s", p.Status)
 	}
 }
+
+// TestRefundAnswered409IsUnknown: Stripe answers 409 when a request with
+// the same idempotency key is still running there (or the key clashes):
+// the refund may be made, so the reservation stays pending and the answer
+// is a 502 (not a 4xx stored as the key's answer); the retry under the same
+// key resumes it, and Stripe holds one refund.
+func TestRefundAnswered409IsUnknown(t *testing.T) {
+	t.Parallel()
+	e := newSBEnv(t, sbOpts{})
+	in := e.paidIntent(t, "50.00", cardOK)
+	body := `{"paymentId":"` + in.PaymentID + `","amount":"20.00"}`
+	e.sb.FailNext(sandbox.Fault{Path: "/v1/refunds", Method: "POST", Status: 409})
+	if r := e.do("POST", "/api/payments/refund", body, "Idempotency-Key", "rf-409"); r.Status != http.StatusBadGateway {
+		t.Fatalf("a 409 from Stripe: %d %s, want 502", r.Status, r.Raw)
+	}
+	if p := e.payment(t, in.PaymentID); p.AmountRefunded != 2000 || len(p.Refunds) != 1 || p.Refunds[0].Status != paygate.RefundPending {
+		t.Fatalf("after the 409: amountRefunded %d, refunds %+v; want the reservation pending", p.AmountRefunded, p.Refunds)
+	}
+	e.do("POST", "/api/payments/refund", body, "Idempotency-Key", "rf-409").must(t, 201, nil)
+	e.flush()
+	if tr := e.sb.Truth(in.PaymentID); len(tr.Refunds) != 1 || tr.AmountRefunded != 2000 {
+		t.Errorf("Stripe holds %d refunds, %d refunded; want one of 2000", len(tr.Refunds), tr.AmountRefunded)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -104,6 +105,9 @@ type sbOpts struct {
 	// faults reach paygate's caller unretried.
 	retries       int
 	stripeTimeout time.Duration
+	// via, if set, puts a proxy between paygate and the sandbox: it is
+	// given the sandbox's URL and returns the proxy's handler.
+	via func(sandbox *url.URL) http.Handler
 }
 
 // newSBEnv builds the whole chain for one test. The sandbox runs on real
@@ -115,6 +119,13 @@ func newSBEnv(t testing.TB, o sbOpts) *sbEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(sb.Close)
+	stripeBase := sb.URL()
+	if o.via != nil {
+		target, _ := url.Parse(sb.URL())
+		proxy := httptest.NewServer(o.via(target))
+		t.Cleanup(proxy.Close)
+		stripeBase = proxy.URL
+	}
 	m := &sbMerchant{now: sb.Now}
 	m.srv = httptest.NewServer(http.HandlerFunc(m.serve))
 	t.Cleanup(m.srv.Close)
@@ -135,7 +146,7 @@ func newSBEnv(t testing.TB, o sbOpts) *sbEnv {
 	gw, err := paygate.New(paygate.Config{
 		Store:                   st,
 		Auth:                    auth,
-		StripeAPIBase:           sb.URL(),
+		StripeAPIBase:           stripeBase,
 		StripeSecretKey:         "sk_test_123abc",
 		StripePublishableKey:    "pk_test_123abc",
 		StripeMaxNetworkRetries: retries,

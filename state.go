@@ -483,7 +483,11 @@ type eventObject struct {
 	id      string // evt_ id; empty for a status read, reconcile or API call
 	typ     string
 	created time.Time
-	obj     *stripeObject
+	// asOf, for a read of Stripe's current state (a status read,
+	// reconciliation's sweep), is when the read began: what it shows is
+	// at least that new.
+	asOf time.Time
+	obj  *stripeObject
 }
 
 // applyEvent is the state machine: it applies one event's object to the
@@ -515,11 +519,17 @@ func applyEvent(p *Payment, e eventObject, source string, now time.Time) []Histo
 			charge = o.Charges.Data[0].ID // API versions before 2022-11-15: newest first
 		}
 		if at := e.created.Unix(); e.created.IsZero() {
-			// A read of Stripe's current state (a status read,
-			// reconciliation) has no event time: its charge is the latest
-			// as of now.
-			if charge != "" && a.Latest != charge {
-				a.Latest, a.LatestAt, changed = charge, max(a.LatestAt, now.Unix()), true
+			// A read of Stripe's current state has no event time: its
+			// charge is the latest as of when the read began, unless an
+			// event of that second or later named another (Stripe's times
+			// are whole seconds: of one second, the event may be the
+			// newer, and the next read settles it).
+			asOf := e.asOf
+			if asOf.IsZero() {
+				asOf = now
+			}
+			if charge != "" && a.Latest != charge && asOf.Unix() > a.LatestAt {
+				a.Latest, a.LatestAt, changed = charge, asOf.Unix(), true
 			}
 		} else if charge != "" && at >= a.LatestAt && (a.Latest != charge || a.LatestAt != at) {
 			a.Latest, a.LatestAt, changed = charge, at, true
@@ -657,8 +667,12 @@ func (p *Payment) changes(from Status, beforeShownRefunded int64, beforeRefunds 
 		old, existed := beforeRefunds[r.ID]
 		data := map[string]any{"refundId": r.StripeRefundID, "refundStatus": r.Status, "refundAmount": r.Amount, "reason": r.Reason}
 		failed := r.Status == RefundFailed || r.Status == RefundCanceled
+		// A reservation failed here without Stripe's word that Stripe shows
+		// made after all is new to the announced figures, as a refund
+		// known for the first time is.
+		revived := existed && old.Status == RefundFailed && old.StripeRefundID == "" && r.Status.counts()
 		switch {
-		case !existed && announced >= r.Amount && p.inSnapshot(r):
+		case (!existed || revived) && announced >= r.Amount && p.inSnapshot(r):
 			// Known at last by its own event: an update of what was
 			// announced (and, if it failed since, its failure).
 			announced -= r.Amount

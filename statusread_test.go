@@ -62,6 +62,7 @@ func TestStatusReadTakesTheLatestCharge(t *testing.T) {
 	if latest == first || latest == "" {
 		t.Fatalf("setup: latest_charge %q, first decline %q", latest, first)
 	}
+	e.advance(2 * time.Second) // a read of a later second (of one second, an event may be the newer)
 	var st paygate.IntentStatus
 	e.call(t, "GET", "/api/payments/payment-intent/"+in.PaymentIntentID, "").into(t, 200, &st)
 	if p := e.payment(t, in.PaymentID); p.ChargeID != latest {

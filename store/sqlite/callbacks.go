@@ -134,7 +134,8 @@ func (s *Store) RecordCallbackAttempt(ctx context.Context, c *paygate.Callback, 
 
 // GetCallback returns one callback.
 func (s *Store) GetCallback(ctx context.Context, id string) (*paygate.Callback, error) {
-	return scanCallback(s.r.QueryRowContext(ctx, `SELECT `+callbackColumns+` FROM paygate_callbacks WHERE id = ?`, id))
+	c, err := scanCallback(s.r.QueryRowContext(ctx, `SELECT `+callbackColumns+` FROM paygate_callbacks WHERE id = ?`, id))
+	return c, unavailable(err)
 }
 
 // RetryCallback implements paygate.Store.
@@ -159,7 +160,7 @@ func (s *Store) RetryCallback(ctx context.Context, id string, now time.Time) (*p
 func (s *Store) CallbackQueueDepth(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM paygate_callbacks WHERE status = 'pending'`).Scan(&n)
-	return n, err
+	return n, unavailable(err)
 }
 
 // ListCallbackAttempts implements paygate.Store.

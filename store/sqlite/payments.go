@@ -381,11 +381,11 @@ func (s *Store) ListHistory(ctx context.Context, f paygate.HistoryFilter) (*payg
 func (s *Store) PaymentHistory(ctx context.Context, paymentID string) ([]paygate.HistoryEntry, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+historyColumns+` FROM paygate_payment_history WHERE payment_id = ? ORDER BY id`, paymentID)
 	if err != nil {
-		return nil, fmt.Errorf("store: history: %w", err)
+		return nil, fmt.Errorf("store: history: %w", unavailable(err))
 	}
 	items, err := collect(rows, scanHistory)
 	if err != nil {
-		return nil, fmt.Errorf("store: history: %w", err)
+		return nil, fmt.Errorf("store: history: %w", unavailable(err))
 	}
 	return items, nil
 }
@@ -404,14 +404,14 @@ func (s *Store) PaymentsToReconcile(ctx context.Context, createdSince, refundsBe
 			OR (created_at, id) > (SELECT a.created_at, a.id FROM paygate_payments a WHERE a.id = ?4)
 		ORDER BY created_at, id LIMIT ?3`, ts(createdSince), ts(refundsBefore), limit, after)
 	if err != nil {
-		return nil, fmt.Errorf("store: payments to reconcile: %w", err)
+		return nil, fmt.Errorf("store: payments to reconcile: %w", unavailable(err))
 	}
 	ids, err := collect(rows, func(r scanner) (string, error) {
 		var id string
 		return id, r.Scan(&id)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: payments to reconcile: %w", err)
+		return nil, fmt.Errorf("store: payments to reconcile: %w", unavailable(err))
 	}
 	return ids, nil
 }

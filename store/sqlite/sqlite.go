@@ -527,16 +527,29 @@ func b2i(b bool) int {
 	return 0
 }
 
-// resolved is abs with its symlinks resolved (those of its directory when
-// the file does not exist yet).
+// resolved is abs with its symlinks resolved, as SQLite resolves them: a
+// symlink whose target does not exist yet is followed too (SQLite creates
+// the target).
 func resolved(abs string) string {
-	if r, err := filepath.EvalSymlinks(abs); err == nil {
-		return r
+	p := abs
+	for range 40 { // a loop of links ends here
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			break
+		}
+		t, err := os.Readlink(p)
+		if err != nil {
+			break
+		}
+		if !filepath.IsAbs(t) {
+			t = filepath.Join(filepath.Dir(p), t)
+		}
+		p = t
 	}
-	if d, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
-		return filepath.Join(d, filepath.Base(abs))
+	if d, err := filepath.EvalSymlinks(filepath.Dir(p)); err == nil {
+		return filepath.Join(d, filepath.Base(p))
 	}
-	return abs
+	return p
 }
 
 // unavailableError is an error of the database file that means "not now"

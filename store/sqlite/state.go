@@ -16,7 +16,7 @@ func (s *Store) GetState(ctx context.Context, key string) (string, error) {
 		return "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("store: get state %s: %w", key, err)
+		return "", fmt.Errorf("store: get state %s: %w", key, unavailable(err))
 	}
 	return v, nil
 }

@@ -148,7 +148,8 @@ func (s *Store) ListWebhookEvents(ctx context.Context, f paygate.WebhookEventFil
 
 // GetWebhookEvent implements paygate.Store.
 func (s *Store) GetWebhookEvent(ctx context.Context, id string) (*paygate.WebhookEvent, error) {
-	return scanEvent(s.r.QueryRowContext(ctx, `SELECT `+eventColumns+`, payload FROM paygate_webhook_events WHERE id = ?`, id), true)
+	ev, err := scanEvent(s.r.QueryRowContext(ctx, `SELECT `+eventColumns+`, payload FROM paygate_webhook_events WHERE id = ?`, id), true)
+	return ev, unavailable(err)
 }
 
 // RematchWebhookEvent implements paygate.EventRematcher: in one write
