@@ -103,8 +103,10 @@ type batchItem struct {
 }
 
 // record submits rec and waits until its batch committed (or failed). A
-// canceled ctx stops the wait, not the batch.
-func (b *batcher) record(ctx context.Context, rec *WebhookRecord) error {
+// canceled ctx stops the wait, not the batch: left, if set, is then called
+// once the batch has committed rec (to send the callbacks it committed
+// claimed, which would otherwise wait for their lease).
+func (b *batcher) record(ctx context.Context, rec *WebhookRecord, left func()) error {
 	it := &batchItem{rec: rec, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, it)
@@ -114,6 +116,14 @@ func (b *batcher) record(ctx context.Context, rec *WebhookRecord) error {
 	case <-it.done:
 		return it.err
 	case <-ctx.Done():
+		if left != nil {
+			go func() {
+				<-it.done
+				if it.err == nil && rec.Err == nil {
+					left()
+				}
+			}()
+		}
 		return ctx.Err()
 	}
 }

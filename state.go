@@ -75,6 +75,8 @@ type Attempt struct {
 	// one to show.
 	Latest   string `json:"latest,omitempty"`
 	LatestAt int64  `json:"latestAt,omitempty"`
+	// Email is the customer email the session collected.
+	Email string `json:"email,omitempty"`
 }
 
 // status is what this attempt alone says of the payment.
@@ -280,6 +282,31 @@ func (p *Payment) derive() {
 			p.CheckoutSessionID = a.CheckoutSessionID
 		}
 	}
+	if e := p.learnedEmail(); e != "" && (p.CustomerEmail == "" || slices.ContainsFunc(p.Attempts, func(a Attempt) bool { return a.Email == p.CustomerEmail })) {
+		// An email given when the payment was made stays; one learned
+		// from a session is the paying visit's, whatever order the
+		// sessions' events came in.
+		p.CustomerEmail = e
+	}
+}
+
+// learnedEmail is the email a Checkout Session of the payment collected:
+// the owner attempt's, else the newest attempt's that has one.
+func (p *Payment) learnedEmail() string {
+	if a := p.owner(); a != nil && a.Email != "" {
+		return a.Email
+	}
+	var best *Attempt
+	for i := range p.Attempts {
+		a := &p.Attempts[i]
+		if a.Email != "" && (best == nil || a.Created > best.Created || a.Created == best.Created && a.CheckoutSessionID > best.CheckoutSessionID) {
+			best = a
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return best.Email
 }
 
 // statusWith derives the status from the attempts, with refunded as the
@@ -490,6 +517,22 @@ type eventObject struct {
 	obj  *stripeObject
 }
 
+// intentCharge is the charge a PaymentIntent object names: its
+// latest_charge, else the declined charge of its last_payment_error, else
+// (API versions before 2022-11-15) the newest of its charges list.
+func (o *stripeObject) intentCharge() string {
+	if o.LatestCharge != "" {
+		return string(o.LatestCharge)
+	}
+	if o.LastPaymentError != nil && o.LastPaymentError.Charge != "" {
+		return o.LastPaymentError.Charge
+	}
+	if o.Charges != nil && len(o.Charges.Data) > 0 {
+		return o.Charges.Data[0].ID
+	}
+	return ""
+}
+
 // applyEvent is the state machine: it applies one event's object to the
 // locked payment and returns the history entries for what changed (none when
 // nothing did). Applying any set of events gives the same payment whatever
@@ -511,13 +554,7 @@ func applyEvent(p *Payment, e eventObject, source string, now time.Time) []Histo
 		if o.Created > 0 && a.Created != o.Created {
 			a.Created, changed = o.Created, true
 		}
-		charge := string(o.LatestCharge)
-		if charge == "" && o.LastPaymentError != nil {
-			charge = o.LastPaymentError.Charge // the declined charge
-		}
-		if charge == "" && o.Charges != nil && len(o.Charges.Data) > 0 {
-			charge = o.Charges.Data[0].ID // API versions before 2022-11-15: newest first
-		}
+		charge := o.intentCharge()
 		if at := e.created.Unix(); e.created.IsZero() {
 			// A read of Stripe's current state has no event time: its
 			// charge is the latest as of when the read began, unless an
@@ -575,8 +612,8 @@ func applyEvent(p *Payment, e eventObject, source string, now time.Time) []Histo
 		if sessionRank[st] > sessionRank[a.Session] {
 			a.Session, changed = st, true
 		}
-		if o.CustomerDetails != nil && p.CustomerEmail == "" && o.CustomerDetails.Email != "" {
-			p.CustomerEmail, changed = o.CustomerDetails.Email, true
+		if o.CustomerDetails != nil && o.CustomerDetails.Email != "" && a.Email != o.CustomerDetails.Email {
+			a.Email, changed = o.CustomerDetails.Email, true // the payment's, from derive
 		}
 
 	case "charge.refunded", "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
@@ -650,6 +687,21 @@ func (p *Payment) changes(from Status, beforeShownRefunded int64, beforeRefunds 
 		if o.Object == "checkout.session" {
 			data["sessionId"] = o.ID
 			data["paymentStatus"] = o.PaymentStatus
+		} else if t := statusHistoryType(baseStatus(p.Status)); t == HistoryCheckoutExpired || t == HistoryCheckoutCompleted {
+			// Reported by the PaymentIntent (a Checkout PaymentIntent is
+			// canceled by its session's expiry): the checkout fields come
+			// from its session, as when the session's own event comes
+			// first (API.md §4).
+			sid := p.CheckoutSessionID
+			for _, a := range p.Attempts {
+				if a.PaymentIntentID == o.ID && a.CheckoutSessionID != "" {
+					sid = a.CheckoutSessionID
+				}
+			}
+			if sid != "" {
+				data["sessionId"] = sid
+				data["paymentStatus"] = "unpaid"
+			}
 		}
 		add(statusHistoryType(baseStatus(p.Status)), p.Amount, data)
 	}

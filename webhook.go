@@ -343,7 +343,7 @@ func (o *stripeObject) refs() PaymentRefs {
 	switch o.Object {
 	case "payment_intent":
 		r.PaymentIntentID = o.ID
-		r.ChargeID = string(o.LatestCharge)
+		r.ChargeID = o.intentCharge() // every id the event can add to its payment
 	case "checkout.session":
 		r.CheckoutSessionID = o.ID
 		r.PaymentLinkID = string(o.PaymentLink)
@@ -491,7 +491,12 @@ func (g *Gateway) recordWebhookEvent(ctx context.Context, ev *WebhookEvent, refs
 			rec.ClaimToken, rec.ClaimUntil = claimed.engine.ClaimToken()
 		}
 	}
-	if err := g.ingest.record(ctx, rec); err != nil {
+	left := func() { // the request went away before its batch committed
+		if claimed.engine != nil && len(rec.Claimed) > 0 {
+			claimed.engine.Deliver(rec.Claimed)
+		}
+	}
+	if err := g.ingest.record(ctx, rec, left); err != nil {
 		return nil, false, claimed, err
 	}
 	if rec.Err != nil {
