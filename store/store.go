@@ -169,7 +169,7 @@ func (s *Store) DeletePayment(ctx context.Context, id string) error {
 
 // GetPayment implements paygate.Store.
 func (s *Store) GetPayment(ctx context.Context, id string) (*paygate.Payment, error) {
-	return s.getPayment(ctx, `SELECT `+paymentColumns+` FROM paygate_payments WHERE id = $1`, id)
+	return s.getPayment(ctx, `id = $1`, id)
 }
 
 // snapshot runs fn's reads in one read-only REPEATABLE READ transaction:
@@ -186,8 +186,7 @@ func (s *Store) GetPaymentByStripeID(ctx context.Context, stripeID string) (*pay
 	if stripeID == "" {
 		return nil, fmt.Errorf("payment: %w", paygate.ErrNotFound)
 	}
-	return s.getPayment(ctx, `SELECT `+paymentColumns+` FROM paygate_payments
-		WHERE id = (SELECT payment_id FROM paygate_payment_refs WHERE stripe_id = $1)`, stripeID)
+	return s.getPayment(ctx, `id = (SELECT payment_id FROM paygate_payment_refs WHERE stripe_id = $1)`, stripeID)
 }
 
 type querier interface {
@@ -195,12 +194,38 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func (s *Store) getPayment(ctx context.Context, query string, args ...any) (p *paygate.Payment, err error) {
-	err = s.snapshot(ctx, func(q querier) error {
-		if p, err = scanPayment(q.QueryRow(ctx, query, args...)); err != nil {
+// getPayment reads the payment where (of paygate_payments, with arg $1)
+// and its refunds in one read-only REPEATABLE READ transaction (see
+// snapshot), in one round trip.
+func (s *Store) getPayment(ctx context.Context, where string, arg any) (*paygate.Payment, error) {
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
+	b.Queue(`SELECT `+paymentColumns+` FROM paygate_payments WHERE `+where, arg)
+	b.Queue(`SELECT id, payment_id, stripe_refund_id, amount, status, reason, created_at, updated_at
+		FROM paygate_refunds WHERE payment_id = (SELECT id FROM paygate_payments WHERE `+where+`) ORDER BY created_at, id`, arg)
+	b.Queue(`COMMIT`)
+	var p *paygate.Payment
+	err := s.onConn(ctx, func(c *pgx.Conn) error {
+		br := c.SendBatch(ctx, b)
+		defer br.Close()
+		if _, err := br.Exec(); err != nil {
 			return err
 		}
-		return loadRefunds(ctx, q, []*paygate.Payment{p})
+		var err error
+		if p, err = scanPayment(br.QueryRow()); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("store: refunds: %w", err)
+		}
+		if err := scanRefunds(rows, map[string]*paygate.Payment{p.ID: p}); err != nil {
+			return err
+		}
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		return br.Close()
 	})
 	if err != nil {
 		return nil, err
