@@ -96,6 +96,9 @@ func (g *Gateway) requireAuth(next http.HandlerFunc) http.HandlerFunc {
 			g.writeError(w, r, &Error{Code: CodeAuthentication, Message: "a valid API key is required: Authorization: Bearer <key>"})
 			return
 		}
+		if rm, ok := r.Context().Value(reqMetaKey{}).(*reqMeta); ok {
+			rm.caller = caller // for the request's system log row
+		}
 		next(w, r.WithContext(contextWithCaller(r, caller)))
 	}
 }

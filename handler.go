@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"path"
 	"reflect"
 	"regexp"
 	"runtime/debug"
@@ -81,7 +82,37 @@ func (g *Gateway) Handler() http.Handler {
 	if g.metrics != nil {
 		mux.Handle("GET /metrics", g.MetricsHandler())
 	}
+	for p := range postOnly {
+		mux.HandleFunc(p, http.NotFound) // never served: see dispatch
+	}
 	return g.withRequestID(g.observe(g.recoverPanics(dispatch(mux, g))))
+}
+
+// postOnly are patterns registered only so that a GET of a POST route whose
+// path would match GET /api/payments/{id} (GET /api/payments/refund) is a
+// 405, not a 400 about an id: dispatch answers them as unmatched.
+var postOnly = map[string]bool{}
+
+func init() {
+	for _, p := range []string{"generate-url", "payment-intent", "checkout-session", "refund"} {
+		postOnly["GET /api/payments/"+p] = true
+	}
+}
+
+// checkQuery refuses a malformed query string and a parameter given more
+// than once (a handler reads the first; a second, invalid one would be
+// silently dropped), each a 400 naming it.
+func checkQuery(raw string) error {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return invalidParam("query", "the query string is malformed")
+	}
+	for k, v := range q {
+		if len(v) > 1 {
+			return invalidParam(k, "%s is given more than once", truncate(k, 40))
+		}
+	}
+	return nil
 }
 
 // dispatch serves a request through mux, answering unmatched requests with
@@ -89,7 +120,17 @@ func (g *Gateway) Handler() http.Handler {
 func dispatch(mux *http.ServeMux, g *Gateway) http.Handler {
 	methods := []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern != "" {
+		if p := r.URL.Path; p != "/" && path.Clean(p) != p {
+			// mux would answer a redirect to the clean path (a 307 that
+			// a client follows with its POST): not a route.
+			g.writeError(w, r, &Error{Code: CodeNotFound, Message: "no such route (the path is not in its clean form)"})
+			return
+		}
+		if _, pattern := mux.Handler(r); pattern != "" && !postOnly[pattern] {
+			if err := checkQuery(r.URL.RawQuery); err != nil {
+				g.writeError(w, r, err)
+				return
+			}
 			mux.ServeHTTP(w, r)
 			return
 		}
@@ -97,7 +138,7 @@ func dispatch(mux *http.ServeMux, g *Gateway) http.Handler {
 		for _, m := range methods {
 			r2 := r.Clone(r.Context())
 			r2.Method = m
-			if _, p := mux.Handler(r2); p != "" {
+			if _, p := mux.Handler(r2); p != "" && !postOnly[p] {
 				allow = append(allow, m)
 			}
 		}
@@ -248,9 +289,14 @@ func exactFields(body []byte, dst any) error {
 			return invalidParam(key, "field %q is given more than once", key)
 		}
 		seen[key] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
 			return nil
+		}
+		if string(value) == "null" {
+			// Not "left out": a client that sends null means something,
+			// and no field of this API is nullable (openapi.json).
+			return invalidParam(key, "%s must not be null; leave the field out instead", key)
 		}
 	}
 	return nil
@@ -428,11 +474,7 @@ func (g *Gateway) handleRefund(w http.ResponseWriter, r *http.Request) {
 
 // read is the generic runner of the GET routes.
 func read[Out any](g *Gateway, w http.ResponseWriter, r *http.Request, run func() (Out, error)) {
-	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
-		g.writeError(w, r, invalidParam("query", "the query string is malformed"))
-		return
-	}
-	out, err := run()
+	out, err := run() // the query was checked by dispatch
 	if err != nil {
 		g.writeError(w, r, err)
 		return

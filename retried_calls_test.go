@@ -79,6 +79,9 @@ func TestTransportResendIsARetriedCall(t *testing.T) {
 	// Attempt 1: Stripe makes the refund, the connection drops before the
 	// answer. The transport's replay (same Stripe key) is rate limited.
 	proxy.after = func() { e.sb.FailNext(sandbox.Fault{Path: "/v1/refunds", Method: "POST", Status: 429}) }
+	// net/http resends only on a reused connection: a status read just
+	// before leaves one idle to the proxy.
+	e.do("GET", "/api/payments/payment-intent/"+in.PaymentIntentID, "").must(t, 200, nil)
 	proxy.armed.Store(true)
 	body := `{"paymentId":"` + in.PaymentID + `","amount":"20.00"}`
 	first := e.do("POST", "/api/payments/refund", body, "Idempotency-Key", "rf-replayed")

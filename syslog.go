@@ -234,6 +234,7 @@ type reqMetaKey struct{}
 // is added to it, so that the request and its outcome make one row.
 type reqMeta struct {
 	method, path string
+	caller       string // the authenticated caller, set by requireAuth
 	webhook      *webhookOutcome
 }
 
@@ -299,10 +300,11 @@ func (g *Gateway) observe(next http.Handler) http.Handler {
 		case status >= 400:
 			level = LevelWarn
 		}
-		row := SystemLog{Level: level, Source: SourceHTTP, Message: r.Method + " " + r.URL.Path + " " + http.StatusText(status),
-			RequestID: RequestIDFrom(ctx), Method: r.Method, Path: r.URL.Path, StatusCode: status, DurationMs: d.Milliseconds(),
+		path := g.redact(r.URL.Path) // a client secret put where an id goes
+		row := SystemLog{Level: level, Source: SourceHTTP, Message: r.Method + " " + path + " " + http.StatusText(status),
+			RequestID: RequestIDFrom(ctx), Method: r.Method, Path: path, StatusCode: status, DurationMs: d.Milliseconds(),
 			CreatedAt: g.now()}
-		fields := map[string]any{"route": r.Pattern, "caller": CallerFrom(r)}
+		fields := map[string]any{"route": r.Pattern, "caller": rm.caller}
 		if wo := rm.webhook; wo != nil {
 			row.Source, row.Message = SourceWebhook, g.redact(wo.message)
 			if wo.level != LevelInfo && level == LevelInfo {

@@ -1,6 +1,7 @@
 package paygate
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/mail"
 	"net/url"
@@ -96,14 +97,29 @@ func (m *Metadata) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		return nil
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return invalidParam("metadata", "metadata must be an object of string values")
+	// Read key by key: a key given twice is refused (which value a reader
+	// takes differs), and so is a null value (not a string).
+	notObject := invalidParam("metadata", "metadata must be an object of string values")
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return notObject
 	}
-	out := make(Metadata, len(raw))
-	for k, v := range raw {
+	out := Metadata{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return notObject
+		}
+		k, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return notObject
+		}
+		if _, dup := out[k]; dup {
+			return invalidParam("metadata."+k, "metadata key %q is given more than once", truncate(k, 40))
+		}
 		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
+		if string(v) == "null" || json.Unmarshal(v, &s) != nil {
 			return invalidParam("metadata."+k, "metadata values must be strings")
 		}
 		out[k] = s
