@@ -106,6 +106,9 @@ func (g *Gateway) RetryCallback(ctx context.Context, id string) (*Callback, erro
 	}
 	c, err := g.store.RetryCallback(ctx, id, g.now())
 	if err == nil {
+		if e := g.engine.Load(); e != nil {
+			e.ProbeNow() // a receiver thought down is tried again now
+		}
 		g.cfg.OnCallbacksQueued() // Run's engine sends it now
 	}
 	return c, err

@@ -63,6 +63,18 @@ func (b *breaker) probeNotSent() {
 	b.probing = false
 }
 
+// probeNow ends the cooldown of an open breaker: the next claim probes.
+func (b *breaker) probeNow(now time.Time) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open && now.Before(b.until) {
+		b.until = now
+	}
+}
+
 // wait is how long until a probe may be sent (0 when closed).
 func (b *breaker) wait(now time.Time) time.Duration {
 	if b == nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -239,6 +240,21 @@ const claimBatch = 32
 // Lease is how long this engine's workers hold a claimed callback.
 func (e *Engine) Lease() time.Duration { return e.cfg.Lease }
 
+// recordMargin is the part of a lease kept, after a send's timeout, for
+// recording its result: half of what the lease gives beyond the timeout.
+func (e *Engine) recordMargin() time.Duration {
+	return max(0, e.cfg.Lease-e.cfg.Timeout) / 2
+}
+
+// ProbeNow is for a callback queued again by hand (after the merchant
+// fixed their endpoint): if the breaker is open, its cooldown ends now, so
+// the next claim probes the receiver instead of waiting; then the workers
+// are woken.
+func (e *Engine) ProbeNow() {
+	e.brk.probeNow(e.cfg.Now())
+	e.Wake()
+}
+
 // Wake makes idle workers look for due callbacks now (a hint; polling is
 // the guarantee).
 func (e *Engine) Wake() {
@@ -433,7 +449,9 @@ func (e *Engine) sendAndRecord(ctx context.Context, cbs []Callback, probe bool) 
 			defer wg.Done()
 			for i := next.Add(1) - 1; i < int64(len(cbs)); i = next.Add(1) - 1 {
 				c := &cbs[i]
-				if !c.LeaseUntil.IsZero() && c.LeaseUntil.Sub(e.cfg.Now()) <= e.cfg.Timeout {
+				// A send must end, and its result be recorded, within the
+				// lease: past it another worker may claim and send it again.
+				if !c.LeaseUntil.IsZero() && c.LeaseUntil.Sub(e.cfg.Now()) <= e.cfg.Timeout+e.recordMargin() {
 					e.log.LogAttrs(ctx, slog.LevelWarn, "callback: lease too short to send now; sent when claimed again",
 						slog.String("callback_id", c.ID), slog.Time("lease_until", c.LeaseUntil))
 					continue
@@ -688,9 +706,9 @@ func isTimeout(err error) bool {
 func errText(err error) string {
 	s := err.Error()
 	if len(s) > 200 {
-		s = s[:200]
+		s = s[:200] // a rune cut here is dropped by printable
 	}
-	return s
+	return printable([]byte(s))
 }
 
 // printable makes a response body storable as text: valid UTF-8 (a rune cut
@@ -704,7 +722,13 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if n == 0 && err == nil {
+			return 0
+		}
+		if err != nil || n > uint64(math.MaxInt64/int64(time.Second)) {
+			return math.MaxInt64 // past any cap: the cap (MaxRetryAfter)
+		}
 		return time.Duration(n) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	sq "github.com/Masterminds/squirrel"
@@ -153,11 +154,11 @@ type resultRows struct {
 
 func (r *resultRows) add(c *paygate.Callback, a paygate.CallbackAttempt) {
 	r.id, r.token, r.status = append(r.id, c.ID), append(r.token, c.LeaseToken), append(r.status, string(c.Status))
-	r.next, r.lastErr, r.delivered = append(r.next, c.NextAttemptAt), append(r.lastErr, c.LastError), append(r.delivered, c.DeliveredAt)
+	r.next, r.lastErr, r.delivered = append(r.next, c.NextAttemptAt), append(r.lastErr, storable(c.LastError)), append(r.delivered, c.DeliveredAt)
 	r.event, r.payment, r.url = append(r.event, c.WebhookEventID), append(r.payment, c.PaymentID), append(r.url, a.URL)
 	r.attempt, r.success, r.code = append(r.attempt, int32(a.Attempt)), append(r.success, a.Success), append(r.code, int32(a.StatusCode))
-	r.errMsg, r.errClass, r.duration = append(r.errMsg, a.Error), append(r.errClass, a.ErrorClass), append(r.duration, a.DurationMs)
-	r.body, r.created = append(r.body, a.ResponseBody), append(r.created, a.CreatedAt)
+	r.errMsg, r.errClass, r.duration = append(r.errMsg, storable(a.Error)), append(r.errClass, a.ErrorClass), append(r.duration, a.DurationMs)
+	r.body, r.created = append(r.body, storable(a.ResponseBody)), append(r.created, a.CreatedAt)
 }
 
 // queue queues the group's two writes: each callback's new state, fenced
@@ -312,4 +313,12 @@ func (s *Store) listen(ctx context.Context, wake func()) error {
 		}
 		wake()
 	}
+}
+
+// storable is text PostgreSQL accepts: valid UTF-8 without NUL. A text it
+// refused would fail the whole group of results with it (the delivered
+// callbacks of the group would be sent again when their leases end). The
+// engine already cleans what it records; this guards any other writer.
+func storable(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, ""), "\x00", "")
 }
