@@ -22,7 +22,7 @@ func (s *Store) InsertSystemLogs(ctx context.Context, rows []paygate.SystemLog) 
 			if fields == "" {
 				fields = "{}"
 			}
-			return []any{r.Level, r.Source, r.Message, r.RequestID, r.Method, r.Path, r.StatusCode, r.DurationMs, fields, r.CreatedAt}, nil
+			return []any{r.Level, r.Source, storable(r.Message), storable(r.RequestID), storable(r.Method), storable(r.Path), r.StatusCode, r.DurationMs, fields, r.CreatedAt}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("store: insert system logs: %w", err)
