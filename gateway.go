@@ -290,7 +290,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.started = g.now()
 	if bs, ok := cfg.Store.(WebhookBatchStore); ok && !cfg.NoWebhookBatching {
-		g.ingest = &batcher{store: bs, observe: g.metrics.ingestBatch}
+		g.ingest = &batcher{store: bs, observe: g.metrics.ingestBatch, left: g.deliverLeft}
 	}
 	if cfg.StripeSecretKey != "" {
 		backend := cfg.backend

@@ -91,18 +91,20 @@ func (g *Gateway) Handler() http.Handler {
 // postOnly are patterns registered only so that a GET of a POST route whose
 // path would match GET /api/payments/{id} (GET /api/payments/refund) is a
 // 405, not a 400 about an id: dispatch answers them as unmatched.
-var postOnly = map[string]bool{}
-
-func init() {
-	for _, p := range []string{"generate-url", "payment-intent", "checkout-session", "refund"} {
-		postOnly["GET /api/payments/"+p] = true
-	}
+var postOnly = map[string]bool{
+	"GET /api/payments/generate-url":     true,
+	"GET /api/payments/payment-intent":   true,
+	"GET /api/payments/checkout-session": true,
+	"GET /api/payments/refund":           true,
 }
 
 // checkQuery refuses a malformed query string and a parameter given more
 // than once (a handler reads the first; a second, invalid one would be
 // silently dropped), each a 400 naming it.
 func checkQuery(raw string) error {
+	if raw == "" {
+		return nil // every webhook: nothing to parse
+	}
 	q, err := url.ParseQuery(raw)
 	if err != nil {
 		return invalidParam("query", "the query string is malformed")

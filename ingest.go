@@ -87,6 +87,10 @@ type batcher struct {
 	stallCheck bool
 	// observe, if set, is told each batch's size.
 	observe func(n int)
+	// left, if set, is called with a record its request stopped waiting
+	// for, once its batch has committed it (to send the callbacks it
+	// committed claimed, which would otherwise wait for their lease).
+	left func(rec *WebhookRecord)
 }
 
 // flight is a batch in flight: done is closed when it has finished; the
@@ -103,10 +107,8 @@ type batchItem struct {
 }
 
 // record submits rec and waits until its batch committed (or failed). A
-// canceled ctx stops the wait, not the batch: left, if set, is then called
-// once the batch has committed rec (to send the callbacks it committed
-// claimed, which would otherwise wait for their lease).
-func (b *batcher) record(ctx context.Context, rec *WebhookRecord, left func()) error {
+// canceled ctx stops the wait, not the batch (b.left is told of rec then).
+func (b *batcher) record(ctx context.Context, rec *WebhookRecord) error {
 	it := &batchItem{rec: rec, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, it)
@@ -116,11 +118,11 @@ func (b *batcher) record(ctx context.Context, rec *WebhookRecord, left func()) e
 	case <-it.done:
 		return it.err
 	case <-ctx.Done():
-		if left != nil {
+		if b.left != nil {
 			go func() {
 				<-it.done
 				if it.err == nil && rec.Err == nil {
-					left()
+					b.left(rec)
 				}
 			}()
 		}

@@ -56,13 +56,7 @@ func TestSameSecondAPIRefundsKeepTheirOrder(t *testing.T) {
 // paygate_refund_id counts: Stripe's object is the truth. One Stripe
 // itself reported failed stays failed.
 func TestStripeRefundOverridesAFailureInferredHere(t *testing.T) {
-	p := newTestPayment(MethodIntent)
-	applyEvent(p, piEv("succeeded", "pi_1", "ch_1"), SourceWebhook, at(1))
-	p.Refunds = append(p.Refunds, Refund{ID: "rf_inferred", Amount: 400, Status: RefundPending, CreatedAt: at(10), UpdatedAt: at(10)})
-	p.derive()
-	refused := eventObject{typ: "refund.failed", obj: &stripeObject{Object: "refund", Status: "failed", Amount: 400,
-		Metadata: map[string]string{metadataRefundKey: "rf_inferred"}}}
-	applyEvent(p, refused, SourceAPI, at(11))
+	p := refusedReservation()
 	if p.AmountRefunded != 0 {
 		t.Fatalf("after the refusal: amountRefunded %d", p.AmountRefunded)
 	}
@@ -83,4 +77,18 @@ func TestStripeRefundOverridesAFailureInferredHere(t *testing.T) {
 	if p.Refunds[0].Status != RefundFailed || p.AmountRefunded != 0 {
 		t.Errorf("after Stripe's failure and a late created: %+v, amountRefunded %d", p.Refunds, p.AmountRefunded)
 	}
+}
+
+// refusedReservation is a succeeded payment of 1000 with a reservation of
+// 400 (rf_inferred) made at 10 and released at 11 as refused by Stripe, as
+// CreateRefund releases it: failed here, without Stripe's word.
+func refusedReservation() *Payment {
+	p := newTestPayment(MethodIntent)
+	applyEvent(p, piEv("succeeded", "pi_1", "ch_1"), SourceWebhook, at(1))
+	p.Refunds = append(p.Refunds, Refund{ID: "rf_inferred", Amount: 400, Status: RefundPending, CreatedAt: at(10), UpdatedAt: at(10)})
+	p.derive()
+	refused := eventObject{typ: "refund.failed", obj: &stripeObject{Object: "refund", Status: "failed", Amount: 400,
+		Metadata: map[string]string{metadataRefundKey: "rf_inferred"}}}
+	applyEvent(p, refused, SourceAPI, at(11))
+	return p
 }

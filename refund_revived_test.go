@@ -5,30 +5,16 @@ import (
 	"testing"
 )
 
-// TestRevivedRefundAnnouncedOnce: the new mergeRefund rule lets
-// a failure inferred here (a reservation released without Stripe's word)
-// give way to Stripe's refund object. But while the reservation was
-// failed, Stripe's refunded-amount snapshot (charge.refunded, which Stripe
-// sends beside refund.created, in no fixed order) could not be explained
-// by it (mayBeInSnapshot: a failed refund with no re_ id was "never at
-// Stripe"), so the snapshot was announced as a refund made outside this
-// service: refund_created of 400 with refundId "". When refund.created
-// then resurrects the reservation, changes() treats it as "a reservation
-// Stripe confirmed" and announces refund_created of 400 again (re_made):
-// two refund_created callbacks for one refund of 400, where a refund known
-// at last by its own event after the snapshot announced it is a
-// refund_updated (the !existed && announced case). A merchant that books
-// refund_created amounts books 800 refunded of a 1000 payment Stripe
-// refunded 400.
+// TestRevivedRefundAnnouncedOnce: a reservation released here as refused
+// (no re_ id) could not explain Stripe's refunded-amount snapshot
+// (charge.refunded, sent beside refund.created in no fixed order), so the
+// snapshot was announced as a refund made outside this service
+// (refund_created, refundId ""). When refund.created then revives the
+// reservation, it is a refund_updated of what was announced, not a second
+// refund_created (a merchant booking refund_created amounts booked 800 of
+// a 1000 payment Stripe refunded 400).
 func TestRevivedRefundAnnouncedOnce(t *testing.T) {
-	p := newTestPayment(MethodIntent)
-	applyEvent(p, piEv("succeeded", "pi_1", "ch_1"), SourceWebhook, at(1))
-	p.Refunds = append(p.Refunds, Refund{ID: "rf_inferred", Amount: 400, Status: RefundPending, CreatedAt: at(10), UpdatedAt: at(10)})
-	p.derive()
-	// The call seemed refused (a 4xx): released here, as CreateRefund does.
-	refused := eventObject{typ: "refund.failed", obj: &stripeObject{Object: "refund", Status: "failed", Amount: 400,
-		Metadata: map[string]string{metadataRefundKey: "rf_inferred"}}}
-	applyEvent(p, refused, SourceAPI, at(11))
+	p := refusedReservation() // the call seemed refused (a 4xx)
 
 	var created []HistoryEntry
 	keep := func(hist []HistoryEntry) {

@@ -96,29 +96,16 @@ func TestTransportResendIsARetriedCall(t *testing.T) {
 	held.release()
 	e.flush()
 
-	tr := e.sb.Truth(in.PaymentID)
-	if len(tr.Refunds) != 1 || tr.AmountRefunded != 2000 {
-		t.Errorf("one refund request of 20.00 under one Idempotency-Key: Stripe made %d refunds, %d refunded (first answer %d %s; retry %d %s)",
-			len(tr.Refunds), tr.AmountRefunded, first.Status, first.Raw, second.Status, second.Raw)
-	}
+	oneStripeRefund(t, e.sb, in.PaymentID, 2000, first, second)
 }
 
-// TestUnknownRefundAnswerIsNotStored: a 4xx to a call stripe-go
-// retried is now an unknown outcome (the reservation stays pending), but
-// the HTTP answer is still the 4xx mapped by fromStripe, and idempotent()
-// stores every answer below 500 except 429 as final. Here stripe-go's
-// first attempt timed out after Stripe made the refund, and its retry (same
-// Stripe key) was answered 409 — what Stripe answers while the first
-// request with that key is still being processed (idempotency_key_in_use).
-// paygate answered 400 "An unknown error occurred" and stored it under the
-// merchant's Idempotency-Key: the merchant's retry with the same key is a
-// replay of that 400 (Idempotent-Replayed), never the resume the
-// retried-call fix was for, though Stripe made the refund and paygate later
-// counts it. The merchant is told, for 24 hours, that a refund Stripe made
-// was refused (and a merchant who then refunds under a new key refunds
-// twice). An unknown outcome should be answered like the other unknown
-// outcomes (502, key released: idempotent()'s status >= 500 branch), so
-// that the retry resumes and returns the refund.
+// TestUnknownRefundAnswerIsNotStored: stripe-go's first attempt timed out
+// after Stripe made the refund, and its retry (same Stripe key) was
+// answered 409 (the first request with that key still running). The
+// outcome is unknown, and so is the answer: a 502, which releases the
+// merchant's Idempotency-Key, so the retry resumes and returns the refund.
+// The 400 it was answered before was stored under the key for 24 hours,
+// telling the merchant a refund Stripe made had been refused.
 func TestUnknownRefundAnswerIsNotStored(t *testing.T) {
 	t.Parallel()
 	e := newSBEnv(t, sbOpts{retries: 1, stripeTimeout: 700 * time.Millisecond})
@@ -171,27 +158,14 @@ func TestResumedRefundRefusedIsUnknown(t *testing.T) {
 	third := e.do("POST", "/api/payments/refund", body, "Idempotency-Key", "rf-resume-429")
 	e.flush()
 
-	tr := e.sb.Truth(in.PaymentID)
-	if len(tr.Refunds) != 1 || tr.AmountRefunded != 2000 {
-		t.Errorf("one refund request of 20.00 under one Idempotency-Key: Stripe made %d refunds, %d refunded (answers %d, %d, %d %s)",
-			len(tr.Refunds), tr.AmountRefunded, first.Status, second.Status, third.Status, third.Raw)
-	}
+	oneStripeRefund(t, e.sb, in.PaymentID, 2000, first, second, third)
 }
 
-// TestStaleStatusReadKeepsNewerCharge: a status read is now "as
-// of now" (state.go applyEvent: a read's latest_charge becomes the
-// attempt's Latest with LatestAt = the time it is APPLIED). But a read
-// shows Stripe's state as of when Stripe answered, and the row is locked
-// only after that (GetPaymentIntent fetches the PaymentIntent, maybe the
-// session, then update). Here three card tries are declined; the second's
-// webhooks are late. A status read is answered by Stripe while the second
-// is latest_charge; before paygate applies it the third try is declined
-// and its payment_intent.payment_failed webhook is applied (chargeId = the
-// third). The read then lands, stamped later than that webhook: chargeId
-// goes back to the second, and Stripe's redeliveries of the webhooks no
-// longer move it (at < LatestAt): chargeId is not Stripe's latest_charge,
-// and the outcome depends on the order ("Applying any set of events gives
-// the same payment whatever their order").
+// TestStaleStatusReadKeepsNewerCharge: a status read is dated when it began
+// (asOf), not when it is applied. Three card tries are declined and the
+// second's webhooks are late; a read answered while the second was the
+// latest charge is applied after the third's webhook. Dated when applied,
+// it put chargeId back to the second, and redeliveries could not move it.
 func TestStaleStatusReadKeepsNewerCharge(t *testing.T) {
 	t.Parallel()
 	var lose atomic.Bool
@@ -245,15 +219,11 @@ func TestStaleStatusReadKeepsNewerCharge(t *testing.T) {
 	}
 }
 
-// TestUnknownCreationAnswerIsNotStored is the payment-creation side
-// of TestUnknownRefundAnswerIsNotStored: the PaymentIntent's first
-// attempt is made by Stripe, its answer lost to the timeout, stripe-go's
-// retry is answered 409. abandon() keeps the payment pending (unknown
-// outcome) but the 400 it returns is stored under the Idempotency-Key, so
-// the merchant's retry is a replay of the 400, not the resume that would
-// return the PaymentIntent Stripe made and its client secret: the payment
-// stays pending with no PaymentIntent id for good under that key, and the
-// customer cannot pay it. (payment.go abandon / fromStripe; same fix.)
+// TestUnknownCreationAnswerIsNotStored is the payment-creation side of
+// TestUnknownRefundAnswerIsNotStored: the PaymentIntent Stripe made on the
+// first attempt is returned (with its client secret) to the merchant's
+// retry under the same key. A stored 400 was replayed instead, and the
+// payment stayed pending with no PaymentIntent id under that key.
 func TestUnknownCreationAnswerIsNotStored(t *testing.T) {
 	t.Parallel()
 	e := newSBEnv(t, sbOpts{retries: 1, stripeTimeout: 700 * time.Millisecond})

@@ -491,12 +491,7 @@ func (g *Gateway) recordWebhookEvent(ctx context.Context, ev *WebhookEvent, refs
 			rec.ClaimToken, rec.ClaimUntil = claimed.engine.ClaimToken()
 		}
 	}
-	left := func() { // the request went away before its batch committed
-		if claimed.engine != nil && len(rec.Claimed) > 0 {
-			claimed.engine.Deliver(rec.Claimed)
-		}
-	}
-	if err := g.ingest.record(ctx, rec, left); err != nil {
+	if err := g.ingest.record(ctx, rec); err != nil {
 		return nil, false, claimed, err
 	}
 	if rec.Err != nil {
@@ -504,6 +499,15 @@ func (g *Gateway) recordWebhookEvent(ctx context.Context, ev *WebhookEvent, refs
 	}
 	claimed.cbs = rec.Claimed
 	return rec.Stored, rec.Duplicate, claimed, nil
+}
+
+// deliverLeft sends the callbacks committed claimed for a webhook request
+// that went away before its batch committed (see batcher.left): nobody
+// else would, before their lease ends.
+func (g *Gateway) deliverLeft(rec *WebhookRecord) {
+	if e := g.engine.Load(); e != nil && len(rec.Claimed) > 0 {
+		e.Deliver(rec.Claimed)
+	}
 }
 
 // claimedCallbacks are callbacks committed claimed by engine.
